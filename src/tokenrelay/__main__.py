@@ -1,0 +1,3 @@
+from tokenrelay.cli import app
+
+app(prog_name="tokenrelay")

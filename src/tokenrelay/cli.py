@@ -1,0 +1,58 @@
+"""The `tokenrelay` command. Commands stay thin: they call the service and the app."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from tokenrelay.config import Settings
+from tokenrelay.errors import TokenrelayError
+
+app = typer.Typer(help="Stream LLM chat answers over Server-Sent Events.", no_args_is_help=True)
+
+
+@app.callback()
+def _main() -> None:
+    """tokenrelay: resumable, cancellable LLM streams."""
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
+    model: Annotated[str | None, typer.Option(
+        help="Default model, as provider/model (default: local, the bundled SmolLM2).")] = None,
+    database: Annotated[str | None, typer.Option(help="Database URL (not yet supported).")] = None,
+    redis: Annotated[str | None, typer.Option(help="Redis URL (not yet supported).")] = None,
+    retention: Annotated[float | None, typer.Option(
+        help="Seconds a finished stream stays readable. [default: 600]")] = None,
+    abandon_after: Annotated[float | None, typer.Option(
+        help="Stop a generation nobody has read for this many seconds. [default: never]")] = None,
+    log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
+) -> None:
+    """Run the HTTP server."""
+    import uvicorn
+
+    from tokenrelay.providers import Registry
+    from tokenrelay.server import create_app
+
+    settings = Settings.from_env(
+        host=host, port=port, model=model, database=database, redis=redis,
+        retention=retention, abandon_after=abandon_after,
+    )
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    registry = Registry()
+    try:
+        registry.resolve(settings.model)
+        application = create_app(settings, registry)
+    except TokenrelayError as exc:
+        typer.echo(f"Error: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    uvicorn.run(application, host=settings.host, port=settings.port, log_level=log_level,
+                loop="uvloop", http="httptools", timeout_graceful_shutdown=10)
+
+
+if __name__ == "__main__":
+    app()

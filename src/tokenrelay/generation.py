@@ -1,0 +1,167 @@
+"""One generation: runs a provider into the stream log and the store, apart from any
+HTTP connection (DESIGN.md: "The generation is not tied to the HTTP connection")."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from tokenrelay.events import DELTA, DONE, ERROR, Finish, TextDelta, Usage
+from tokenrelay.providers import ChatRequest, Provider, ProviderError
+from tokenrelay.store import Status, Store
+from tokenrelay.streams import StreamLog
+
+log = logging.getLogger("tokenrelay.generation")
+
+#: the stored text is flushed at most this often while streaming, never per token
+FLUSH_INTERVAL = 0.5
+
+
+class Generation:
+    """Pumps `provider.stream(request)` into `stream_id`; `cancel()` stops it between
+    tokens, from any task. Always ends the stream with `done` or `error`."""
+
+    def __init__(
+        self,
+        *,
+        stream_id: str,
+        message_id: str,
+        provider: Provider,
+        request: ChatRequest,
+        streams: StreamLog,
+        store: Store,
+        abandon_after: float | None = None,
+    ):
+        self.stream_id = stream_id
+        self.message_id = message_id
+        self._provider = provider
+        self._request = request
+        self._streams = streams
+        self._store = store
+        self._abandon_after = abandon_after
+        self._pump_task: asyncio.Task[None] | None = None
+        self._cancel_reason: str | None = None
+        self._parts: list[str] = []
+        self._length = 0
+        self._deltas = 0
+        self._usage: Usage | None = None
+        self._finish: str = "stop"
+        self._started = time.perf_counter()
+        self._first_token: float | None = None
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        """Stop the provider at its next await; `reason` is `cancelled`, `abandoned`
+        or `shutdown`."""
+        if self._cancel_reason is None:
+            self._cancel_reason = reason
+        if self._pump_task is not None:
+            self._pump_task.cancel()
+
+    async def run(self) -> None:
+        pump = self._pump_task = asyncio.create_task(self._pump())
+        if self._cancel_reason is not None:  # cancelled before it started
+            pump.cancel()
+        watchdog = asyncio.create_task(self._watch_readers()) if self._abandon_after else None
+        try:
+            await pump
+        except asyncio.CancelledError:
+            if self._cancel_reason is None:  # the loop itself is going away
+                self._cancel_reason = "shutdown"
+            if self._cancel_reason == "shutdown":
+                await self._fail("shutdown", "The server shut down; the partial answer is kept.",
+                                 status="interrupted")
+            else:
+                await self._succeed("cancelled")
+        except ProviderError as exc:
+            await self._fail(exc.code, exc.message)
+        except Exception as exc:  # a provider bug must still end the stream
+            log.exception("provider failed in stream %s", self.stream_id)
+            await self._fail("internal_error", f"The provider failed: {type(exc).__name__}: {exc}")
+        else:
+            await self._succeed(self._finish)
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+
+    async def _pump(self) -> None:
+        flushed = time.monotonic()
+        append, stream_id = self._streams.append, self.stream_id
+        async for chunk in self._provider.stream(self._request):
+            if type(chunk) is TextDelta:
+                if not chunk.text:
+                    continue
+                if self._first_token is None:
+                    self._first_token = time.perf_counter()
+                self._parts.append(chunk.text)
+                self._length += len(chunk.text)
+                self._deltas += 1
+                await append(stream_id, DELTA, {"text": chunk.text})
+                if time.monotonic() - flushed >= FLUSH_INTERVAL:
+                    flushed = time.monotonic()
+                    await self._store.update_message(self.message_id, content=self.text)
+            elif type(chunk) is Usage:
+                self._usage = chunk
+            elif type(chunk) is Finish:
+                self._finish = chunk.reason
+
+    @property
+    def text(self) -> str:
+        if len(self._parts) > 1:
+            self._parts[:] = ["".join(self._parts)]
+        return self._parts[0] if self._parts else ""
+
+    def _summary(self) -> dict[str, Any]:
+        ended = time.perf_counter()
+        output_tokens = self._deltas
+        usage: dict[str, Any] = {"input_tokens": None, "output_tokens": output_tokens}
+        if self._usage is not None:
+            usage["input_tokens"] = self._usage.input_tokens
+            if self._usage.output_tokens is not None:
+                usage["output_tokens"] = output_tokens = self._usage.output_tokens
+        timings: dict[str, Any] = {
+            "ttft_ms": None, "tokens_per_s": None, "total_ms": round((ended - self._started) * 1000, 3)
+        }
+        if self._first_token is not None:
+            timings["ttft_ms"] = round((self._first_token - self._started) * 1000, 3)
+            span = ended - self._first_token
+            if span > 0 and output_tokens > 1:
+                # The first token's time is TTFT; the rate counts the tokens after it.
+                timings["tokens_per_s"] = round((output_tokens - 1) / span, 2)
+        return {"usage": usage, "timings": timings}
+
+    async def _succeed(self, finish_reason: str) -> None:
+        status: Status = "cancelled" if finish_reason == "cancelled" else "complete"
+        await self._end(status, DONE, {"finish_reason": finish_reason})
+
+    async def _fail(self, code: str, message: str, *, status: Status = "error") -> None:
+        await self._end(status, ERROR, {"code": code, "message": message},
+                        error_code=code, error_message=message)
+
+    async def _end(self, status: Status, event: str, data: dict[str, Any], **fields: Any) -> None:
+        summary = self._summary()
+        if event == DONE:
+            data.update(summary)
+        data["length"] = self._length
+        try:
+            # Store first, then announce: a client that sees the end and reads the
+            # conversation finds the final text and status.
+            await self._store.update_message(
+                self.message_id, content=self.text, status=status, **summary, **fields
+            )
+        except Exception:
+            log.exception("could not store the end of stream %s", self.stream_id)
+        finally:
+            await self._streams.append(self.stream_id, event, data)
+
+    async def _watch_readers(self) -> None:
+        assert self._abandon_after is not None
+        interval = min(self._abandon_after / 2, 1.0)
+        while True:
+            await asyncio.sleep(interval)
+            info = await self._streams.info(self.stream_id)
+            if info.unread_since is not None and time.monotonic() - info.unread_since >= self._abandon_after:
+                log.info("stream %s had no reader for %.0fs: stopping it", self.stream_id, self._abandon_after)
+                self.cancel("abandoned")
+                return

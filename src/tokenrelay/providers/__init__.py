@@ -1,0 +1,158 @@
+"""Providers turn a `ChatRequest` into an async iterator of typed chunks.
+
+Each backend is one module; all of them, the built-ins included, are registered through
+the `tokenrelay.providers` entry-point group, so a third party adds one the same way:
+
+    [project.entry-points."tokenrelay.providers"]
+    mine = "my_package.provider:MyProvider"
+
+A model name is `provider/model` (`openai/gpt-4o-mini`) or a bare provider name for its
+default model (`local`, `scripted`).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from tokenrelay.errors import InvalidRequest, TokenrelayError
+from tokenrelay.events import Chunk
+
+__all__ = [
+    "ChatRequest",
+    "Message",
+    "NoOptions",
+    "Provider",
+    "ProviderError",
+    "Registry",
+    "ENTRY_POINT_GROUP",
+]
+
+ENTRY_POINT_GROUP = "tokenrelay.providers"
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """What a provider is asked: `model` is the part after `provider/` ("" for default)."""
+
+    model: str
+    messages: tuple[Message, ...]
+    max_tokens: int | None = None
+    temperature: float | None = None
+    options: BaseModel | None = None
+
+
+class ProviderError(Exception):
+    """An upstream failure, with a stable `code` that clients can branch on.
+
+    Codes: `upstream_auth`, `upstream_rate_limited`, `upstream_server_error`,
+    `upstream_timeout`, `upstream_disconnected`, `upstream_bad_request`,
+    `upstream_not_found`, `upstream_error`, `model_load_failed`.
+    """
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class NoOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Provider(abc.ABC):
+    """One backend. Instances are made once per server and shared by all requests."""
+
+    Options: ClassVar[type[BaseModel]] = NoOptions
+
+    def check(self, model: str) -> None:
+        """Raise `TokenrelayError` if a request for `model` cannot be served (say, no
+        API key), so that the caller gets a 4xx instead of a stream that fails."""
+
+    @abc.abstractmethod
+    def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+        """Yield the answer as chunks; raise `ProviderError` for upstream failures.
+
+        Cancelling the consuming task must stop the work within one token."""
+
+    async def aclose(self) -> None:
+        """Release what the provider holds (models, HTTP pools); stop running work."""
+
+
+ProviderFactory = Callable[[], Provider]
+
+
+def _entry_point_factories() -> dict[str, ProviderFactory]:
+    return {ep.name: ep.load for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+class Registry:
+    """Resolves model names to provider instances, made lazily and kept."""
+
+    def __init__(self, factories: Mapping[str, ProviderFactory] | None = None):
+        self._factories: dict[str, Callable[[], Any]] = dict(
+            factories if factories is not None else _entry_point_factories()
+        )
+        self._instances: dict[str, Provider] = {}
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._factories)
+
+    def resolve(self, model: str) -> tuple[Provider, str]:
+        """`provider/model` -> (provider instance, model part). Raises InvalidRequest."""
+        name, _, sub = model.partition("/")
+        if name not in self._factories:
+            raise InvalidRequest(
+                f"Unknown model {model!r}: use one of the providers "
+                f"{', '.join(self.names)} (as 'provider' or 'provider/model').",
+                code="unknown_model",
+            )
+        provider = self._instances.get(name)
+        if provider is None:
+            provider = self._load(name)
+        provider.check(sub)
+        return provider, sub
+
+    def _load(self, name: str) -> Provider:
+        target = self._factories[name]()
+        # An entry point loads to the class; a factory passed in may return an instance.
+        provider = target() if isinstance(target, type) else target
+        if not isinstance(provider, Provider):
+            raise TokenrelayError(
+                f"Provider {name!r} is not a tokenrelay.providers.Provider", status=500
+            )
+        self._instances[name] = provider
+        return provider
+
+    def options(self, provider: Provider, options: Mapping[str, Any]) -> BaseModel:
+        """Validate provider options; an unknown or bad one is a 422 that names it."""
+        try:
+            return provider.Options.model_validate(dict(options))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'options'}: {err['msg']}"
+                for err in exc.errors()
+            )
+            valid = ", ".join(provider.Options.model_fields) or "none"
+            raise InvalidRequest(
+                f"Bad option for this provider ({problems}). Valid options: {valid}.",
+                code="invalid_option",
+            ) from None
+
+    async def aclose(self) -> None:
+        for provider in self._instances.values():
+            await provider.aclose()
+        self._instances.clear()

@@ -1,0 +1,50 @@
+"""The ASGI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from tokenrelay.chat import ChatService
+from tokenrelay.config import Settings
+from tokenrelay.errors import TokenrelayError
+from tokenrelay.providers import Registry
+from tokenrelay.server import errors, routes
+from tokenrelay.store.memory import MemoryStore
+from tokenrelay.streams.memory import MemoryStreamLog
+
+
+def _check_backends(settings: Settings) -> None:
+    if settings.redis:
+        raise TokenrelayError("--redis is not supported yet (the scale-out issue adds it): "
+                              "drop the flag to use the in-process stream log.")
+    if settings.database:
+        raise TokenrelayError("--database is not supported yet (the persistence issue adds "
+                              "it): drop the flag to keep conversations in memory.")
+
+
+def create_app(settings: Settings | None = None, registry: Registry | None = None) -> FastAPI:
+    """Build the app; its lifespan makes the service and ends every stream on shutdown."""
+    settings = settings or Settings.from_env()
+    _check_backends(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service = ChatService(
+            settings,
+            registry or Registry(),
+            MemoryStreamLog(retention=settings.retention),
+            MemoryStore(),
+        )
+        app.state.service = service
+        try:
+            yield
+        finally:
+            await service.shutdown()
+
+    app = FastAPI(title="tokenrelay", version="0.1.0", lifespan=lifespan)
+    errors.install(app)
+    app.include_router(routes.router)
+    return app

@@ -1,0 +1,56 @@
+"""Every error leaves as JSON: `{"error": {"code": ..., "message": ...}}`."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from tokenrelay.errors import TokenrelayError
+
+log = logging.getLogger("tokenrelay.server")
+
+
+def error_response(status: int, code: str, message: str, **extra: object) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status)
+
+
+def _describe(error: dict) -> str:
+    location = ".".join(str(part) for part in error["loc"] if part != "body")
+    return f"{location}: {error['msg']}" if location else error["msg"]
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = exc.errors()
+    if any(e["type"] == "json_invalid" for e in errors):
+        return error_response(400, "invalid_json",
+                              "The body is not valid JSON: send a JSON object "
+                              "with Content-Type: application/json.")
+    details = [{"loc": [str(p) for p in e["loc"]], "msg": e["msg"], "type": e["type"]}
+               for e in errors]
+    message = "Invalid request: " + "; ".join(_describe(e) for e in errors) + "."
+    return error_response(422, "invalid_request", message, details=details)
+
+
+async def _tokenrelay_error(request: Request, exc: TokenrelayError) -> JSONResponse:
+    return error_response(exc.status, exc.code, exc.message)
+
+
+async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(500, "internal_error", "The server failed; the error is in its log.")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(TokenrelayError, _tokenrelay_error)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _unexpected)

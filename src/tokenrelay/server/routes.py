@@ -1,0 +1,124 @@
+"""The /api routes: start a chat, read a stream (resume), cancel, read a conversation."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response
+
+from tokenrelay import sse
+from tokenrelay.chat import ChatInput, ChatService, StartedStream
+from tokenrelay.errors import NotFound, TokenrelayError
+from tokenrelay.providers import Message
+from tokenrelay.server.responses import EventStreamResponse
+from tokenrelay.server.schemas import ChatBody
+from tokenrelay.store import Conversation
+from tokenrelay.streams import StreamNotFound
+
+router = APIRouter()
+
+
+def _service(request: Request) -> ChatService:
+    return request.app.state.service  # type: ignore[no-any-return]
+
+
+def _stream_response(service: ChatService, stream_id: str, after: int,
+                     started: StartedStream | None = None) -> EventStreamResponse:
+    headers = {"X-Stream-Id": stream_id}
+    if started is not None:
+        headers["X-Conversation-Id"] = started.conversation_id
+    return EventStreamResponse(
+        service.streams.read(stream_id, after, heartbeat=service.settings.heartbeat),
+        prelude=sse.retry(service.settings.retry_ms),
+        headers=headers,
+    )
+
+
+@router.post("/api/chat", response_class=EventStreamResponse,
+             responses={200: {"content": {"text/event-stream": {}}}})
+async def chat(body: ChatBody, request: Request) -> Response:
+    """Start an answer and stream it: `start`, a `delta` per token, then `done` or `error`."""
+    service = _service(request)
+    started = await service.start(ChatInput(
+        messages=[Message(m.role, m.content) for m in body.messages],
+        model=body.model, conversation_id=body.conversation_id,
+        max_tokens=body.max_tokens, temperature=body.temperature, options=body.options,
+    ))
+    return _stream_response(service, started.stream_id, 0, started)
+
+
+def _resume_point(header: str | None, query: str | None) -> int:
+    raw = header if header is not None else query
+    if raw is None or raw.strip() == "":
+        return 0
+    try:
+        after = int(raw)
+    except ValueError:
+        raise TokenrelayError(f"Last-Event-ID {raw!r} is not an event id: send the id of the "
+                              "last event you received, or none to start from the beginning.",
+                              code="invalid_last_event_id") from None
+    if after < 0:
+        raise TokenrelayError("Last-Event-ID must not be negative.", code="invalid_last_event_id")
+    return after
+
+
+@router.get("/api/streams/{stream_id}", response_class=EventStreamResponse,
+            responses={200: {"content": {"text/event-stream": {}}}, 204: {}})
+async def read_stream(
+    stream_id: str,
+    request: Request,
+    last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    last_event_id: Annotated[str | None, Query()] = None,
+) -> Response:
+    """The stream as an EventSource, from after `Last-Event-ID` (header or query)."""
+    service = _service(request)
+    after = _resume_point(last_event_id_header, last_event_id)
+    try:
+        info = await service.streams.info(stream_id)
+    except StreamNotFound:
+        raise NotFound(f"No stream {stream_id!r} (or it ended more than "
+                       f"{service.settings.retention:.0f}s ago).", code="stream_not_found") from None
+    if info.finished and after >= info.last_seq:
+        # Nothing left to send. 204 tells an EventSource to stop reconnecting
+        # (WHATWG SSE §9.2.3: any status but 200 fails the connection).
+        return Response(status_code=204)
+    return _stream_response(service, stream_id, after)
+
+
+@router.post("/api/streams/{stream_id}/cancel")
+async def cancel_stream(stream_id: str, request: Request) -> dict[str, Any]:
+    """Stop the generation; its stream ends with `done`, `finish_reason: "cancelled"`.
+    `cancelled` is false when the stream had already ended."""
+    cancelled = await _service(request).cancel(stream_id)
+    return {"stream_id": stream_id, "cancelled": cancelled}
+
+
+def _conversation_json(conversation: Conversation) -> dict[str, Any]:
+    return {
+        "id": conversation.id,
+        "title": conversation.title,
+        "model": conversation.model,
+        "created": conversation.created.isoformat(),
+        "updated": conversation.updated.isoformat(),
+        "messages": [
+            {
+                "id": m.id, "role": m.role, "content": m.content, "status": m.status,
+                "model": m.model, "created": m.created.isoformat(), "stream_id": m.stream_id,
+                "error": ({"code": m.error_code, "message": m.error_message}
+                          if m.error_code else None),
+                "usage": m.usage, "timings": m.timings,
+            }
+            for m in conversation.messages
+        ],
+    }
+
+
+@router.get("/api/conversations/{conversation_id}")
+async def get_conversation(conversation_id: str, request: Request) -> dict[str, Any]:
+    """The conversation with its messages, each with its status and text so far."""
+    return _conversation_json(await _service(request).conversation(conversation_id))
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}

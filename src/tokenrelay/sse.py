@@ -1,0 +1,146 @@
+"""Server-Sent Events: a pure encoder and an incremental decoder.
+
+Both follow the WHATWG HTML Standard, §9.2 "Server-sent events" (the event stream
+format, and "interpreting an event stream"). Neither does any I/O.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+__all__ = ["Event", "Decoder", "encode", "encode_json", "comment", "retry", "PING"]
+
+# §9.2.5: lines end with CRLF, LF or CR. A data value may contain any of them, so the
+# encoder splits on all three and writes one `data:` line per line.
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+PING = b": ping\n\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One dispatched event, as an EventSource would hand it to a listener."""
+
+    data: str
+    event: str = "message"
+    id: str = ""
+    retry: int | None = None
+
+
+def encode(data: str, *, event: str | None = None, id: str | int | None = None) -> bytes:
+    """Encode one event to bytes. `data` may hold any text, line breaks included."""
+    parts: list[str] = []
+    if id is not None:
+        id = str(id)
+        if _LINE_BREAK.search(id) or "\0" in id:
+            # §9.2.6: an id with NUL is ignored by the reader; a line break would end it.
+            raise ValueError("an SSE id may not contain CR, LF or NUL")
+        parts.append(f"id: {id}\n")
+    if event is not None:
+        if _LINE_BREAK.search(event):
+            raise ValueError("an SSE event name may not contain CR or LF")
+        parts.append(f"event: {event}\n")
+    for line in _LINE_BREAK.split(data):
+        parts.append(f"data: {line}\n")
+    parts.append("\n")
+    return "".join(parts).encode()
+
+
+def comment(text: str = "") -> bytes:
+    """A comment line; readers ignore it, proxies see traffic (used as a heartbeat)."""
+    return b"".join(b": " + line.encode() + b"\n" for line in _LINE_BREAK.split(text)) + b"\n"
+
+
+def encode_json(data: bytes, event: str, id: int) -> bytes:
+    """The fast path for stream events: `data` is compact JSON, which holds no raw CR
+    or LF (JSON escapes them), so it is a single `data:` line."""
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (id, event.encode(), data)
+
+
+def retry(ms: int) -> bytes:
+    """Set the client's reconnection time. Alone before a blank line it dispatches nothing."""
+    if ms < 0:
+        raise ValueError("retry must be a non-negative number of milliseconds")
+    return b"retry: %d\n\n" % ms
+
+
+class Decoder:
+    """Turn a byte stream, fed in chunks split anywhere, into `Event`s.
+
+    Keeps the state the spec gives an EventSource: the data and event-type buffers,
+    the last event ID (which persists across events), and the reconnection time.
+    """
+
+    def __init__(self) -> None:
+        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._buffer = ""
+        self._first = True
+        self._pending_cr = False
+        self._data: list[str] = []
+        self._event = ""
+        self._retry: int | None = None
+        self.last_event_id = ""
+        self.retry: int | None = None
+
+    def feed(self, chunk: bytes) -> list[Event]:
+        """Feed the next bytes; return the events they complete, in order."""
+        return list(self._lines(self._utf8.decode(chunk)))
+
+    def _lines(self, text: str) -> Iterator[Event]:
+        if self._first and text:
+            # §9.2.6: one leading U+FEFF BOM is ignored.
+            self._first = False
+            if text.startswith("\ufeff"):
+                text = text[1:]
+        if not text:
+            return
+        if self._pending_cr and text.startswith("\n"):
+            # The CR of a CRLF pair ended the previous chunk; its LF is no new line.
+            text = text[1:]
+        self._pending_cr = False
+        buffer = self._buffer + text
+        start = 0
+        for match in _LINE_BREAK.finditer(buffer):
+            if match.group() == "\r" and match.end() == len(buffer):
+                self._pending_cr = True  # it may be the first half of a CRLF
+            event = self._line(buffer[start : match.start()])
+            if event is not None:
+                yield event
+            start = match.end()
+        self._buffer = buffer[start:]
+
+    def _line(self, line: str) -> Event | None:
+        if not line:
+            return self._dispatch()
+        if line.startswith(":"):
+            return None
+        name, colon, value = line.partition(":")
+        if colon and value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+        elif name == "id":
+            if "\0" not in value:
+                self.last_event_id = value
+        elif name == "retry":
+            if value.isascii() and value.isdigit():
+                self.retry = int(value)
+        return None
+
+    def _dispatch(self) -> Event | None:
+        # §9.2.6 "dispatch the event": no data means no event, but the type resets.
+        data, event = self._data, self._event
+        self._data, self._event = [], ""
+        if not data:
+            return None
+        return Event(
+            data="\n".join(data),
+            event=event or "message",
+            id=self.last_event_id,
+            retry=self.retry,
+        )

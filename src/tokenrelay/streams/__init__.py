@@ -1,0 +1,69 @@
+"""The stream log: per stream, an append-only sequence of encoded events.
+
+The generation appends; every HTTP response is a reader from some sequence number on
+(DESIGN.md, "The data flow"). Sequence numbers start at 1 and are the SSE `id`s, so a
+reader resumes with `after=<Last-Event-ID>`. A `done` or `error` event ends the stream;
+after that it is kept for the retention time so that late readers can still replay it.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["StreamLog", "StreamInfo", "StreamNotFound", "StreamExists"]
+
+
+class StreamNotFound(LookupError):
+    """No such stream, or it ended longer ago than the retention time."""
+
+
+class StreamExists(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class StreamInfo:
+    last_seq: int
+    finished: bool
+    readers: int
+    #: monotonic time since which the stream has had no reader (None while it has one)
+    unread_since: float | None
+
+
+class StreamLog(abc.ABC):
+    @abc.abstractmethod
+    async def create(self, stream_id: str) -> None:
+        """Start an empty stream. Raises StreamExists if the id is taken."""
+
+    @abc.abstractmethod
+    async def append(self, stream_id: str, event: str, data: dict[str, Any]) -> int:
+        """Encode the event once and append it; returns its sequence number.
+        A terminal event (`done`, `error`) finishes the stream."""
+
+    @abc.abstractmethod
+    def read(
+        self, stream_id: str, after: int = 0, *, heartbeat: float | None = None
+    ) -> AsyncIterator[bytes]:
+        """Yield the encoded events after `after`, several joined into one chunk when
+        the reader is behind, until the stream's terminal event. When `heartbeat`
+        seconds pass with nothing to send, yield an SSE comment instead.
+        Raises StreamNotFound (before the first chunk)."""
+
+    @abc.abstractmethod
+    async def info(self, stream_id: str) -> StreamInfo:
+        """Raises StreamNotFound."""
+
+    @abc.abstractmethod
+    async def request_cancel(self, stream_id: str) -> bool:
+        """Ask the producer to stop. False if the stream has already finished.
+        Raises StreamNotFound."""
+
+    @abc.abstractmethod
+    def on_cancel(self, stream_id: str, callback: Callable[[], None]) -> None:
+        """Register the producer's callback for `request_cancel` (from any reader)."""
+
+    async def close(self) -> None:
+        """Release resources (background tasks, connections)."""
