@@ -117,13 +117,18 @@ class ChatService:
             raise NotFound(f"No conversation {conversation_id!r}.", code="conversation_not_found")
         return conversation
 
-    async def shutdown(self, grace: float = 5.0) -> None:
-        """End every running generation with an explicit event, then close."""
+    async def end_generations(self, timeout: float = 5.0) -> None:
+        """Stop every running generation; each ends its stream with an `error` event
+        (`code: shutdown`) and stores its partial answer as `interrupted`."""
         running = list(self._running.values())
         for generation, _ in running:
             generation.cancel("shutdown")
         if running:
-            await asyncio.wait([task for _, task in running], timeout=grace)
+            await asyncio.wait([task for _, task in running], timeout=timeout)
+
+    async def shutdown(self) -> None:
+        """End what still runs, then release providers, the stream log and the store."""
+        await self.end_generations()
         await self.registry.aclose()
         await self.streams.close()
         await self.store.close()

@@ -33,10 +33,8 @@ def serve(
     log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
 ) -> None:
     """Run the HTTP server."""
-    import uvicorn
-
     from tokenrelay.providers import Registry
-    from tokenrelay.server import create_app
+    from tokenrelay.server import create_app, runner
 
     settings = Settings.from_env(
         host=host, port=port, model=model, database=database, redis=redis,
@@ -50,8 +48,7 @@ def serve(
     except TokenrelayError as exc:
         typer.echo(f"Error: {exc.message}", err=True)
         raise typer.Exit(2) from None
-    uvicorn.run(application, host=settings.host, port=settings.port, log_level=log_level,
-                loop="uvloop", http="httptools", timeout_graceful_shutdown=10)
+    runner.run(application, settings, log_level=log_level)
 
 
 if __name__ == "__main__":

@@ -82,6 +82,7 @@ class Decoder:
         self._data: list[str] = []
         self._event = ""
         self._retry: int | None = None
+        self._id = ""  # §9.2.6 "last event ID buffer"; see _dispatch
         self.last_event_id = ""
         self.retry: int | None = None
 
@@ -126,14 +127,17 @@ class Decoder:
             self._event = value
         elif name == "id":
             if "\0" not in value:
-                self.last_event_id = value
+                self._id = value
         elif name == "retry":
             if value.isascii() and value.isdigit():
                 self.retry = int(value)
         return None
 
     def _dispatch(self) -> Event | None:
-        # §9.2.6 "dispatch the event": no data means no event, but the type resets.
+        # §9.2.6 "dispatch the event", step 1: the last event ID takes the buffer's value
+        # only here, so an event cut off before its blank line never advances the ID a
+        # client resumes from. No data means no event, but the type resets.
+        self.last_event_id = self._id
         data, event = self._data, self._event
         self._data, self._event = [], ""
         if not data:

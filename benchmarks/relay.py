@@ -1,0 +1,398 @@
+"""Relay throughput: how many events per second one stream delivers over loopback.
+
+    .venv/bin/python -m benchmarks.relay [--tokens 100000] [--repeat 3] [--quick] [--write]
+
+Starts each server in its own uvicorn process (uvloop, httptools, log level warning)
+on a free 127.0.0.1 port, streams `--tokens` deltas through it to a lean raw-socket
+client (benchmarks/_client.py), once to warm up and then `--repeat` times, and reports
+the median. The servers:
+
+- `bare`: a framework-less ASGI app sending pre-encoded events, one `send` each: the
+  limit for Python on this stack;
+- `tokenrelay`: the real server (`tokenrelay serve --model scripted`), every feature on:
+  generation task, stream log, store, resumable ids;
+- `sse-starlette`: Starlette + sse_starlette.EventSourceResponse, as its README shows;
+- `fastapi-sse`: FastAPI's own EventSourceResponse (fastapi.sse), as its docs show.
+
+Issue goal: tokenrelay >= 0.8x bare. `--write` records the run in benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import importlib.metadata
+import importlib.util
+import json
+import os
+import platform
+import shlex
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmarks._client import BenchError, StreamResult, client_ceiling, stream
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+HOST = "127.0.0.1"
+PATH = "/api/chat"
+GOAL = 0.8  # the issue: tokenrelay delivers at least 0.8x what the bare app does
+
+STARTUP_TIMEOUT = 30.0
+STOP_TIMEOUT = 15.0  # tokenrelay's graceful shutdown allows 10 s
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    name: str
+    argv: Callable[[int], list[str]]
+    needs: str | None = None  # a module that must be importable, else skipped
+    note: str = ""
+
+
+def _uvicorn(app: str) -> Callable[[int], list[str]]:
+    return lambda port: [
+        sys.executable, "-m", "uvicorn", app, "--host", HOST, "--port", str(port),
+        "--loop", "uvloop", "--http", "httptools", "--log-level", "warning",
+    ]
+
+
+def _tokenrelay(port: int) -> list[str]:
+    # `tokenrelay serve` runs uvicorn itself, with loop=uvloop and http=httptools.
+    return [sys.executable, "-m", "tokenrelay", "serve", "--model", "scripted",
+            "--host", HOST, "--port", str(port), "--log-level", "warning"]
+
+
+SERVERS = [
+    Server("bare", _uvicorn("benchmarks._peers:bare")),
+    Server("tokenrelay", _tokenrelay),
+    Server("sse-starlette", _uvicorn("benchmarks._peers:sse_starlette_app"), needs="sse_starlette"),
+    Server("fastapi-sse", _uvicorn("benchmarks._peers:fastapi_sse_app"), needs="fastapi.sse",
+           note="FastAPI's own SSE support (fastapi.sse) is absent from this FastAPI (< 0.135)"),
+]
+
+
+@dataclass(slots=True)
+class Outcome:
+    server: Server
+    runs: list[StreamResult] = field(default_factory=list)
+    server_cpu: list[float] = field(default_factory=list)  # CPU seconds per run
+    skipped: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.runs) and self.error is None and self.skipped is None
+
+    def median(self, value: Callable[[StreamResult], float]) -> float:
+        return statistics.median(value(r) for r in self.runs)
+
+
+# --- running a server -------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc (0 where there is no /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wait_until_listening(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(f"server exited with {proc.returncode}:\n{_tail(log)}")
+        with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise BenchError(f"server not listening after {STARTUP_TIMEOUT:.0f}s:\n{_tail(log)}")
+
+
+def _tail(log: Path, lines: int = 20) -> str:
+    with contextlib.suppress(OSError):
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    return ""
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)  # uvicorn shuts down gracefully on SIGTERM
+    try:
+        proc.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(STOP_TIMEOUT)
+
+
+@contextlib.contextmanager
+def running(server: Server, prefix: list[str] | None = None) -> Iterator[tuple[int, int]]:
+    """Start `server` on a free port; yield (pid, port); always stop it.
+    `prefix` wraps the command (e.g. a profiler) and must exec the server as its child."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENRELAY_")}
+    with tempfile.TemporaryDirectory(prefix="relay-bench-") as tmp:
+        log = Path(tmp) / "server.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen([*(prefix or []), *server.argv(port)], cwd=ROOT, env=env,
+                                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            _wait_until_listening(proc, port, log)
+            yield proc.pid, port
+            if proc.poll() is not None:
+                raise BenchError(f"server died during the run:\n{_tail(log)}")
+        finally:
+            _stop(proc)
+
+
+# --- measuring ----------------------------------------------------------------------------
+
+
+def request_body(tokens: int) -> bytes:
+    """The body every server gets: `tokens` words, which the scripted cut makes into
+    `tokens` deltas of `"word "` each."""
+    return json.dumps({
+        "messages": [{"role": "user", "content": "bench"}],
+        "model": "scripted",
+        "max_tokens": tokens,
+        "options": {"text": "word " * tokens},
+    }).encode()
+
+
+def _one_run(pid: int, port: int, body: bytes, tokens: int, timeout: float) -> tuple[StreamResult, float]:
+    cpu0 = _cpu_seconds(pid)
+    result = stream(HOST, port, PATH, body, deadline=timeout)
+    cpu = _cpu_seconds(pid) - cpu0
+    if result.deltas != tokens:
+        raise BenchError(f"expected {tokens} delta events, got {result.deltas}")
+    return result, cpu
+
+
+def measure(server: Server, tokens: int, repeat: int, timeout: float) -> Outcome:
+    outcome = Outcome(server)
+    if server.needs and importlib.util.find_spec(server.needs) is None:
+        outcome.skipped = server.note or f"{server.needs} is not installed"
+        return outcome
+    body = request_body(tokens)
+    try:
+        with running(server) as (pid, port):
+            _one_run(pid, port, body, tokens, timeout)  # warm-up: imports, caches, JIT-less paths
+            for _ in range(repeat):
+                result, cpu = _one_run(pid, port, body, tokens, timeout)
+                outcome.runs.append(result)
+                outcome.server_cpu.append(cpu)
+    except (BenchError, OSError) as exc:
+        outcome.error = f"{type(exc).__name__}: {exc}"
+    return outcome
+
+
+# --- reporting ----------------------------------------------------------------------------
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def machine() -> dict[str, str]:
+    model = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.partition(":")[2].strip()
+                break
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "cores": f"{os.cpu_count()} ({usable} usable by this process)",
+        "CPU": model,
+        "OS": f"{platform.system()} {platform.release()}",
+        "Python": f"{platform.python_version()} ({platform.python_implementation()})",
+        "uvicorn": _version("uvicorn"),
+        "uvloop": _version("uvloop"),
+        "httptools": _version("httptools"),
+        "starlette": _version("starlette"),
+        "fastapi": _version("fastapi"),
+        "sse-starlette": _version("sse-starlette"),
+        "tokenrelay": _version("tokenrelay"),
+    }
+
+
+def _ratio(a: Outcome | None, b: Outcome | None) -> float | None:
+    if a is None or b is None or not a.ok or not b.ok:
+        return None
+    return a.median(lambda r: r.rate) / b.median(lambda r: r.rate)
+
+
+def table(outcomes: list[Outcome]) -> str:
+    bare = next((o for o in outcomes if o.server.name == "bare"), None)
+    rows = [
+        "| server | events/s (median) | min – max | × bare | steady events/s | first delta (ms) "
+        "| server CPU | client CPU |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for o in outcomes:
+        name = f"`{o.server.name}`"
+        if o.skipped:
+            rows.append(f"| {name} | skipped: {o.skipped} | | | | | | |")
+            continue
+        if not o.ok:
+            rows.append(f"| {name} | failed: {(o.error or 'no runs').splitlines()[0]} | | | | | | |")
+            continue
+        rates = [r.rate for r in o.runs]
+        ratio = _ratio(o, bare)
+        server_cpu = statistics.median(c / r.total for c, r in zip(o.server_cpu, o.runs))
+        client_cpu = o.median(lambda r: r.client_cpu / r.total)
+        rows.append(
+            f"| {name} | {statistics.median(rates):,.0f} | {min(rates):,.0f} – {max(rates):,.0f} "
+            f"| {'–' if ratio is None else f'{ratio:.2f}×'} | {o.median(lambda r: r.steady_rate):,.0f} "
+            f"| {o.median(lambda r: r.first_delta) * 1000:,.1f} "
+            f"| {server_cpu:.0%} | {client_cpu:.0%} |"
+        )
+    return "\n".join(rows)
+
+
+def verdict(outcomes: list[Outcome]) -> list[str]:
+    by_name = {o.server.name: o for o in outcomes}
+    lines = []
+    vs_bare = _ratio(by_name.get("tokenrelay"), by_name.get("bare"))
+    vs_sse = _ratio(by_name.get("tokenrelay"), by_name.get("sse-starlette"))
+    if vs_bare is not None:
+        met = "met" if vs_bare >= GOAL else "NOT met"
+        lines.append(f"tokenrelay / bare = {vs_bare:.2f}× (goal ≥ {GOAL}×: {met})")
+    if vs_sse is not None:
+        lines.append(f"tokenrelay / sse-starlette = {vs_sse:.2f}×")
+    return lines
+
+
+def command(argv: list[str]) -> str:
+    python = os.path.relpath(sys.executable, ROOT) if sys.executable.startswith(str(ROOT)) else sys.executable
+    return " ".join([python, "-m", "benchmarks.relay", *map(shlex.quote, argv)])
+
+
+def write_results(outcomes: list[Outcome], args: argparse.Namespace, argv: list[str],
+                  ceiling: float) -> None:
+    info = machine()
+    when = dt.datetime.now(dt.timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    body_kb = len(request_body(args.tokens)) / 1024
+    text = f"""# Relay benchmark results
+
+Written by `benchmarks/relay.py --write`; rerun it to refresh this page.
+
+- Date: {when}
+- Command: `{command(argv)}`
+- Stream: {args.tokens:,} `delta` events per run (request body {body_kb:,.0f} KiB),
+  one warm-up run then {args.repeat} measured runs per server; medians shown.
+
+## Machine
+
+{chr(10).join(f"- {k}: {v}" for k, v in info.items())}
+
+## Results
+
+{table(outcomes)}
+
+{chr(10).join(f"**{line}**  " for line in verdict(outcomes))}
+
+Client ceiling (this client decoding an in-memory chunked stream of the same
+events): {ceiling:,.0f} events/s, so the client is not what limits the servers.
+
+## How to read it
+
+- **events/s**: `delta` events received over the whole request, from connect to the
+  terminal chunk, over its wall time; time to the first delta included. **× bare**
+  divides the medians by the bare app's.
+- **steady events/s**: the rate from the first delta to the end.
+- **first delta**: client-side time from connect to the first complete `delta` event
+  (each server parses the ~{body_kb:,.0f} KiB request body and cuts the text first).
+- **server CPU** / **client CPU**: CPU time of the server process (from /proc) and of
+  the client over the run's wall time; a server at ~100% is CPU-bound on its core.
+- All servers run uvicorn with uvloop and httptools at log level warning, each in its
+  own process on 127.0.0.1; the client is a blocking socket in the benchmark process.
+  Every server gets the same request and sends the same kind of event
+  (`id`, `event: delta`, `data: {{"text":"word "}}`); tokenrelay also sends `retry`,
+  `start` and `done`, sse-starlette ends lines with CRLF (its default).
+- Differences in kind: `bare` encodes every event before its loop; `tokenrelay` runs
+  the scripted provider as its own task (suspending once per delta, as a real upstream
+  does), appends each event to the stream log and the stored answer, and the response
+  reads the log; `sse-starlette` and `fastapi-sse` encode in the response path, and
+  run a ping/disconnect machinery of their own.
+"""
+    RESULTS.write_text(text)
+
+
+# --- command line -------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.relay", description=__doc__.split("\n")[0])
+    parser.add_argument("--tokens", type=int, default=100_000, help="delta events per stream (default 100000)")
+    parser.add_argument("--repeat", type=int, default=3, help="measured runs per server (default 3)")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run for CI: 2000 tokens, 1 run (overrides --tokens/--repeat)")
+    parser.add_argument("--servers", default=",".join(s.name for s in SERVERS),
+                        help="comma-separated subset of: " + ", ".join(s.name for s in SERVERS))
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds allowed per stream")
+    parser.add_argument("--write", action="store_true", help="write benchmarks/RESULTS.md")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.tokens, args.repeat = 2_000, 1
+    if args.tokens < 1 or args.repeat < 1:
+        parser.error("--tokens and --repeat must be at least 1")
+    names = {s.name for s in SERVERS}
+    args.selected = [n.strip() for n in args.servers.split(",") if n.strip()]
+    unknown = set(args.selected) - names
+    if unknown:
+        parser.error(f"unknown server(s) {', '.join(sorted(unknown))}: choose from {', '.join(sorted(names))}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    ceiling = client_ceiling(args.tokens)
+    print(f"{args.tokens:,} deltas per stream, 1 warm-up + {args.repeat} runs per server; "
+          f"client ceiling {ceiling:,.0f} events/s", flush=True)
+    outcomes = []
+    for server in SERVERS:
+        if server.name not in args.selected:
+            continue
+        print(f"  {server.name} ...", end=" ", flush=True)
+        outcome = measure(server, args.tokens, args.repeat, args.timeout)
+        outcomes.append(outcome)
+        if outcome.ok:
+            print(f"{outcome.median(lambda r: r.rate):,.0f} events/s", flush=True)
+        else:
+            print(f"skipped ({outcome.skipped})" if outcome.skipped else f"FAILED\n{outcome.error}",
+                  flush=True)
+    print()
+    print(table(outcomes))
+    for line in verdict(outcomes):
+        print(line)
+    if args.write:
+        write_results(outcomes, args, argv, ceiling)
+        print(f"wrote {RESULTS.relative_to(ROOT)}")
+    return 0 if all(o.ok or o.skipped for o in outcomes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

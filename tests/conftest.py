@@ -1,0 +1,30 @@
+"""Shared fixtures: a hermetic environment and real servers on free ports."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.servers import Server, start_server
+
+_PROVIDER_KEYS = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")
+
+
+@pytest.fixture(autouse=True)
+def hermetic(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No real provider keys, no user data directories, no TOKENRELAY_* settings."""
+    for name in list(os.environ):
+        if name in _PROVIDER_KEYS or name.startswith("TOKENRELAY_"):
+            monkeypatch.delenv(name)
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[Server]:
+    """One tokenrelay server (scripted default model) shared by the read-only tests."""
+    with start_server("--model", "scripted") as running:
+        yield running

@@ -1,0 +1,294 @@
+"""The HTTP API over real HTTP: uvicorn started by `tokenrelay serve` on a free port."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+
+import httpx
+import pytest
+
+from tests.servers import Server, start_server
+from tests.sse_client import chat, iter_events, resume
+
+TEXT = "Streams outlive\nconnections.\n\n- resume\n- cancel\r\n  with  spaces " * 4
+
+
+def _body(**fields: object) -> dict[str, object]:
+    return {"messages": [{"role": "user", "content": "hi"}], "model": "scripted", **fields}
+
+
+def test_chat_streams_start_deltas_done_with_consecutive_ids(server: Server) -> None:
+    received = chat(server.url, _body(options={"text": TEXT}))
+
+    assert received.status == 200
+    assert received.headers["content-type"].startswith("text/event-stream")
+    assert received.headers["cache-control"] == "no-cache"
+    assert received.headers["x-accel-buffering"] == "no"
+    assert "content-encoding" not in received.headers
+    names = [e.event for e in received.events]
+    assert names[0] == "start" and names[-1] == "done"
+    assert set(names[1:-1]) == {"delta"}
+    assert received.ids == list(range(1, len(received.events) + 1))
+    assert received.text == TEXT
+    start = received.named("start")[0]
+    assert start["stream_id"] == received.headers["x-stream-id"]
+    assert start["model"] == "scripted"
+    done = received.named("done")[0]
+    assert done["finish_reason"] == "stop"
+    assert done["length"] == len(TEXT)
+    assert done["usage"]["output_tokens"] == len(names) - 2
+    assert done["timings"]["ttft_ms"] >= 0
+
+
+def test_default_model_is_the_servers(server: Server) -> None:
+    body = _body()
+    del body["model"]
+    received = chat(server.url, body)
+    assert received.named("start")[0]["model"] == "scripted"
+    assert received.last[0] == "done"
+
+
+def test_max_tokens_caps_deltas_with_finish_length(server: Server) -> None:
+    received = chat(server.url, _body(max_tokens=3, options={"text": "a b c d e f"}))
+    assert received.text == "a b c "
+    assert received.named("done")[0]["finish_reason"] == "length"
+
+
+def _first_events(base: str, body: dict[str, object], count: int) -> tuple[str, list[int], str]:
+    """Read `count` events, then drop the connection; returns (stream_id, ids, text)."""
+    text, ids = "", []
+    with httpx.stream("POST", f"{base}/api/chat", json=body, timeout=30) as response:
+        stream_id = response.headers["x-stream-id"]
+        for event in iter_events(response):
+            ids.append(int(event.id))
+            if event.event == "delta":
+                text += json.loads(event.data)["text"]
+            if len(ids) == count:
+                break
+    return stream_id, ids, text
+
+
+def test_resume_after_a_dropped_connection_gives_the_same_text(server: Server) -> None:
+    body = _body(options={"text": TEXT, "delay_ms": 5})
+    uninterrupted = chat(server.url, body).text
+    stream_id, ids, text = _first_events(server.url, body, 7)
+
+    rest = resume(server.url, stream_id, after=ids[-1])
+
+    assert rest.ids[0] == ids[-1] + 1, "resume starts right after the last id seen"
+    assert rest.ids == list(range(ids[-1] + 1, ids[-1] + 1 + len(rest.events)))
+    assert text + rest.text == uninterrupted == TEXT
+    assert rest.last[0] == "done"
+
+
+def test_resume_by_query_parameter_and_from_the_start(server: Server) -> None:
+    received = chat(server.url, _body(options={"text": TEXT}))
+    stream_id = received.named("start")[0]["stream_id"]
+
+    replay = resume(server.url, stream_id)
+    assert replay.ids == received.ids and replay.text == TEXT
+
+    response = httpx.get(f"{server.url}/api/streams/{stream_id}?last_event_id=3", timeout=10)
+    assert response.status_code == 200
+    assert "id: 4\n" in response.text and "id: 3\n" not in response.text
+
+
+def test_a_finished_stream_read_past_its_end_is_204(server: Server) -> None:
+    """204 makes an EventSource stop reconnecting instead of looping on a done stream."""
+    received = chat(server.url, _body())
+    stream_id = received.named("start")[0]["stream_id"]
+    assert resume(server.url, stream_id, after=received.ids[-1]).status == 204
+
+
+def test_two_readers_of_one_stream_see_the_same_events(server: Server) -> None:
+    body = _body(options={"text": TEXT, "delay_ms": 3})
+    with httpx.stream("POST", f"{server.url}/api/chat", json=body, timeout=30) as response:
+        stream_id = response.headers["x-stream-id"]
+        second = {}
+        reader = threading.Thread(target=lambda: second.update(r=resume(server.url, stream_id)))
+        reader.start()
+        first = list(iter_events(response))
+        reader.join(30)
+    assert [(e.id, e.data) for e in second["r"].events] == [(e.id, e.data) for e in first]
+
+
+def test_cancel_stops_the_generation_and_keeps_the_partial_answer(server: Server) -> None:
+    # 300 ms between tokens: the cancel lands well inside one token's time.
+    body = _body(options={"text": "word " * 1000, "delay_ms": 300})
+    seen = []
+    with httpx.stream("POST", f"{server.url}/api/chat", json=body, timeout=30) as response:
+        stream_id = response.headers["x-stream-id"]
+        events = iter_events(response)
+        for event in events:
+            seen.append(event)
+            if len(seen) == 4:
+                cancelled_at = time.monotonic()
+                answer = httpx.post(f"{server.url}/api/streams/{stream_id}/cancel", timeout=10)
+                assert answer.status_code == 200 and answer.json()["cancelled"] is True
+            if event.event in ("done", "error"):
+                break
+    ended_after = time.monotonic() - cancelled_at
+
+    done = json.loads(seen[-1].data)
+    assert seen[-1].event == "done" and done["finish_reason"] == "cancelled"
+    # Within one token: no delta after the cancel, and the end came before the next one.
+    assert [e.event for e in seen[4:]] == ["done"]
+    assert ended_after < 0.3
+    text = "".join(json.loads(e.data)["text"] for e in seen if e.event == "delta")
+    assert done["length"] == len(text)
+
+    conversation_id = json.loads(seen[0].data)["conversation_id"]
+    stored = httpx.get(f"{server.url}/api/conversations/{conversation_id}").json()
+    answer_message = stored["messages"][-1]
+    assert answer_message["status"] == "cancelled"
+    assert answer_message["content"] == text
+    again = httpx.post(f"{server.url}/api/streams/{stream_id}/cancel", timeout=10)
+    assert again.json()["cancelled"] is False
+
+
+def test_upstream_failure_mid_stream_is_an_error_event(server: Server) -> None:
+    received = chat(server.url, _body(options={"text": TEXT, "fail_after": 3}))
+    name, data = received.last
+    assert name == "error"
+    assert data["code"] == "upstream_error" and data["message"]
+    assert len(received.named("delta")) == 3
+    conversation = httpx.get(
+        f"{server.url}/api/conversations/{received.named('start')[0]['conversation_id']}"
+    ).json()
+    assert conversation["messages"][-1]["status"] == "error"
+    assert conversation["messages"][-1]["content"] == received.text
+    assert conversation["messages"][-1]["error"]["code"] == "upstream_error"
+
+
+def test_conversation_holds_the_user_message_and_the_answer(server: Server) -> None:
+    received = chat(server.url, _body(options={"text": "hello there"}))
+    start = received.named("start")[0]
+    stored = httpx.get(f"{server.url}/api/conversations/{start['conversation_id']}").json()
+    assert stored["title"] == "hi"
+    assert [(m["role"], m["content"], m["status"]) for m in stored["messages"]] == [
+        ("user", "hi", "complete"), ("assistant", "hello there", "complete"),
+    ]
+    assert stored["messages"][1]["id"] == start["message_id"]
+
+
+def test_conversation_id_continues_from_stored_history(server: Server) -> None:
+    first = chat(server.url, _body())
+    conversation_id = first.named("start")[0]["conversation_id"]
+    follow_up = {"messages": [{"role": "user", "content": "and then?"}],
+                 "model": "scripted", "conversation_id": conversation_id}
+    second = chat(server.url, follow_up)
+    # The scripted answer derives from the whole history it was given: a fresh
+    # conversation with only the new message would answer differently.
+    fresh = chat(server.url, {**follow_up, "conversation_id": None})
+    assert second.text != fresh.text
+    stored = httpx.get(f"{server.url}/api/conversations/{conversation_id}").json()
+    assert [m["role"] for m in stored["messages"]] == ["user", "assistant", "user", "assistant"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        (b'{"messages": [', 400, "invalid_json"),
+        (b'[]', 422, "invalid_request"),
+        (json.dumps({"messages": []}).encode(), 422, "invalid_request"),
+        (json.dumps({"messages": [{"role": "wizard", "content": "x"}]}).encode(), 422, "invalid_request"),
+        (json.dumps(_body(model="nosuch/model")).encode(), 422, "unknown_model"),
+        (json.dumps(_body(options={"delay": 1})).encode(), 422, "invalid_option"),
+        (json.dumps(_body(options={"delay_ms": -5})).encode(), 422, "invalid_option"),
+        (json.dumps(_body(max_tokens=-1)).encode(), 422, "invalid_request"),
+        (json.dumps(_body(temperature=9)).encode(), 422, "invalid_request"),
+        (json.dumps(_body(surprise=True)).encode(), 422, "invalid_request"),
+        (json.dumps(_body(conversation_id="conv_nope")).encode(), 404, "conversation_not_found"),
+        (json.dumps(_body(model="openai/gpt-4o-mini")).encode(), 400, "provider_unavailable"),
+    ],
+)
+def test_bad_requests_get_a_json_4xx_that_says_what_to_fix(
+    server: Server, body: bytes, status: int, code: str
+) -> None:
+    response = httpx.post(f"{server.url}/api/chat", content=body,
+                          headers={"content-type": "application/json"}, timeout=10)
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert len(error["message"]) > 10
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "status", "code"),
+    [
+        ("GET", "/api/streams/st_nope", {}, 404, "stream_not_found"),
+        ("POST", "/api/streams/st_nope/cancel", {}, 404, "stream_not_found"),
+        ("GET", "/api/conversations/conv_nope", {}, 404, "conversation_not_found"),
+        ("GET", "/api/nothing-here", {}, 404, "not_found"),
+        ("GET", "/api/chat", {}, 405, "method_not_allowed"),
+    ],
+)
+def test_unknown_things_are_json_errors(
+    server: Server, method: str, path: str, headers: dict[str, str], status: int, code: str
+) -> None:
+    response = httpx.request(method, f"{server.url}{path}", headers=headers, timeout=10)
+    assert response.status_code == status
+    assert response.json()["error"]["code"] == code
+
+
+def test_a_malformed_last_event_id_is_a_400(server: Server) -> None:
+    stream_id = chat(server.url, _body()).named("start")[0]["stream_id"]
+    response = httpx.get(f"{server.url}/api/streams/{stream_id}",
+                         headers={"Last-Event-ID": "seven"}, timeout=10)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_last_event_id"
+
+
+def test_heartbeat_and_retention_are_configurable() -> None:
+    env = {"TOKENRELAY_HEARTBEAT": "0.2", "TOKENRELAY_RETENTION": "0.5"}
+    with start_server("--model", "scripted", env=env) as srv:
+        body = _body(options={"text": "slow words", "delay_ms": 700})
+        with httpx.stream("POST", f"{srv.url}/api/chat", json=body, timeout=10) as response:
+            raw = response.read()
+        assert b": ping\n\n" in raw, "a quiet stream sends comments so proxies keep it open"
+        stream_id = response.headers["x-stream-id"]
+        assert resume(srv.url, stream_id).status == 200
+        time.sleep(1.2)
+        gone = httpx.get(f"{srv.url}/api/streams/{stream_id}", timeout=10)
+        assert gone.status_code == 404, "a finished stream expires after the retention time"
+
+
+def test_a_stream_nobody_reads_stops_after_abandon_after() -> None:
+    with start_server("--model", "scripted", "--abandon-after", "0.5") as srv:
+        body = _body(options={"text": "word " * 500, "delay_ms": 10})
+        stream_id, _, _ = _first_events(srv.url, body, 2)
+        time.sleep(2.0)
+        rest = resume(srv.url, stream_id, after=2)
+        name, data = rest.last
+        assert name == "done" and data["finish_reason"] == "cancelled"
+        assert len(rest.named("delta")) < 400
+
+
+def test_a_stream_nobody_reads_keeps_generating_by_default(server: Server) -> None:
+    body = _body(options={"text": "word " * 50, "delay_ms": 5})
+    stream_id, _, _ = _first_events(server.url, body, 2)
+    time.sleep(1.0)
+    rest = resume(server.url, stream_id, after=2)
+    assert rest.last[0] == "done" and rest.last[1]["finish_reason"] == "stop"
+    assert rest.last[1]["length"] == len("word " * 50)
+
+
+def test_shutdown_ends_running_streams_with_an_explicit_event() -> None:
+    with start_server("--model", "scripted") as srv:
+        body = _body(options={"text": "word " * 1000, "delay_ms": 20})
+        stream_id, _, _ = _first_events(srv.url, body, 3)
+        events = []
+        with httpx.stream("GET", f"{srv.url}/api/streams/{stream_id}",
+                          headers={"Last-Event-ID": "3"}, timeout=30) as response:
+            for event in iter_events(response):
+                events.append(event)
+                if len(events) == 2:
+                    srv.process.terminate()
+        assert events[-1].event == "error"
+        assert json.loads(events[-1].data)["code"] == "shutdown"
+        # uvicorn re-raises the SIGTERM it caught once it has shut down cleanly.
+        assert srv.process.wait(15) in (0, -signal.SIGTERM)
+        assert "Traceback" not in srv.log()

@@ -1,0 +1,81 @@
+"""Start real servers (tokenrelay, llama.cpp's OpenAI server) as subprocesses."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+_CLEAN_ENV = {k: v for k, v in os.environ.items()
+              if not k.startswith(("OPENAI_", "ANTHROPIC_", "TOKENRELAY_"))}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes], log_path: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}:\n{log_path.read_text()}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"server not ready after {timeout}s:\n{log_path.read_text()}")
+
+
+@contextlib.contextmanager
+def run_process(argv: list[str], ready_url: str, *, env: dict[str, str] | None = None,
+                timeout: float = 60) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    log_dir = Path(tempfile.mkdtemp(prefix="tokenrelay-test-"))
+    log_path = log_dir / "server.log"
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT,
+                                   env={**_CLEAN_ENV, **(env or {})}, cwd=ROOT)
+    try:
+        _wait_ready(ready_url, process, log_path, timeout)
+        yield process, log_path
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@contextlib.contextmanager
+def start_server(*args: str, env: dict[str, str] | None = None) -> Iterator[Server]:
+    """`tokenrelay serve` on a free 127.0.0.1 port, as a user would start it."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [sys.executable, "-m", "tokenrelay", "serve", "--host", "127.0.0.1",
+            "--port", str(port), "--log-level", "warning", *args]
+    with run_process(argv, f"{url}/healthz", env=env) as (process, log_path):
+        yield Server(url, process, log_path)
