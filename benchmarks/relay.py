@@ -186,22 +186,40 @@ def _one_run(pid: int, port: int, body: bytes, tokens: int, timeout: float) -> t
     return result, cpu
 
 
-def measure(server: Server, tokens: int, repeat: int, timeout: float) -> Outcome:
-    outcome = Outcome(server)
-    if server.needs and importlib.util.find_spec(server.needs) is None:
-        outcome.skipped = server.note or f"{server.needs} is not installed"
-        return outcome
+def measure(servers: list[Server], tokens: int, repeat: int, timeout: float,
+            progress: Callable[[str], None] = lambda _: None) -> list[Outcome]:
+    """Start every server, warm each up, then run them in turns (round-robin), so a
+    slow drift of the machine weighs on all of them alike rather than on one."""
+    outcomes = [Outcome(s) for s in servers]
     body = request_body(tokens)
-    try:
-        with running(server) as (pid, port):
-            _one_run(pid, port, body, tokens, timeout)  # warm-up: imports, caches, JIT-less paths
-            for _ in range(repeat):
-                result, cpu = _one_run(pid, port, body, tokens, timeout)
+    live: list[tuple[Outcome, int, int]] = []
+    with contextlib.ExitStack() as stack:
+        for outcome in outcomes:
+            server = outcome.server
+            if server.needs and importlib.util.find_spec(server.needs) is None:
+                outcome.skipped = server.note or f"{server.needs} is not installed"
+                continue
+            try:
+                pid, port = stack.enter_context(running(server))
+                _one_run(pid, port, body, tokens, timeout)  # warm-up
+            except (BenchError, OSError) as exc:
+                outcome.error = f"{type(exc).__name__}: {exc}"
+                continue
+            live.append((outcome, pid, port))
+        progress("started and warmed up: " + ", ".join(o.server.name for o, _, _ in live))
+        for n in range(repeat):
+            for outcome, pid, port in live:
+                if outcome.error:
+                    continue
+                try:
+                    result, cpu = _one_run(pid, port, body, tokens, timeout)
+                except (BenchError, OSError) as exc:
+                    outcome.error = f"{type(exc).__name__}: {exc}"
+                    continue
                 outcome.runs.append(result)
                 outcome.server_cpu.append(cpu)
-    except (BenchError, OSError) as exc:
-        outcome.error = f"{type(exc).__name__}: {exc}"
-    return outcome
+                progress(f"run {n + 1}/{repeat} {outcome.server.name}: {result.rate:,.0f} events/s")
+    return outcomes
 
 
 # --- reporting ----------------------------------------------------------------------------
@@ -212,6 +230,13 @@ def _version(dist: str) -> str:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
         return "not installed"
+
+
+def _load() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
 
 
 def machine() -> dict[str, str]:
@@ -300,8 +325,10 @@ Written by `benchmarks/relay.py --write`; rerun it to refresh this page.
 
 - Date: {when}
 - Command: `{command(argv)}`
+- Load average (1 min) at the start: {'unknown' if args.load is None else f'{args.load:.2f}'}
 - Stream: {args.tokens:,} `delta` events per run (request body {body_kb:,.0f} KiB),
-  one warm-up run then {args.repeat} measured runs per server; medians shown.
+  one warm-up run per server, then {args.repeat} measured rounds in turns
+  (bare, tokenrelay, ... , bare, tokenrelay, ...); medians shown.
 
 ## Machine
 
@@ -369,21 +396,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    ceiling = client_ceiling(args.tokens)
+    ceiling = client_ceiling(max(args.tokens, 50_000))
     print(f"{args.tokens:,} deltas per stream, 1 warm-up + {args.repeat} runs per server; "
           f"client ceiling {ceiling:,.0f} events/s", flush=True)
-    outcomes = []
-    for server in SERVERS:
-        if server.name not in args.selected:
-            continue
-        print(f"  {server.name} ...", end=" ", flush=True)
-        outcome = measure(server, args.tokens, args.repeat, args.timeout)
-        outcomes.append(outcome)
-        if outcome.ok:
-            print(f"{outcome.median(lambda r: r.rate):,.0f} events/s", flush=True)
-        else:
-            print(f"skipped ({outcome.skipped})" if outcome.skipped else f"FAILED\n{outcome.error}",
-                  flush=True)
+    load = _load()
+    if load is not None and load > 0.5:
+        print(f"warning: load average {load:.2f} before the run: other work on this machine "
+              "skews the figures", file=sys.stderr)
+    outcomes = measure([s for s in SERVERS if s.name in args.selected], args.tokens, args.repeat,
+                       args.timeout, progress=lambda line: print("  " + line, flush=True))
+    for outcome in outcomes:
+        if outcome.skipped:
+            print(f"  {outcome.server.name}: skipped ({outcome.skipped})")
+        elif outcome.error:
+            print(f"  {outcome.server.name}: FAILED\n{outcome.error}")
+    args.load = load
     print()
     print(table(outcomes))
     for line in verdict(outcomes):

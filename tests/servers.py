@@ -79,3 +79,16 @@ def start_server(*args: str, env: dict[str, str] | None = None) -> Iterator[Serv
             "--port", str(port), "--log-level", "warning", *args]
     with run_process(argv, f"{url}/healthz", env=env) as (process, log_path):
         yield Server(url, process, log_path)
+
+
+@contextlib.contextmanager
+def start_llama_server(*args: str) -> Iterator[str]:
+    """llama-cpp-python's OpenAI-compatible server on the bundled GGUF; yields its /v1 URL."""
+    from tokenrelay.providers.local import bundled_model_path
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_model_path()),
+            "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", *args]
+    with run_process(argv, f"{base}/docs", timeout=120):
+        yield f"{base}/v1"

@@ -3,7 +3,7 @@
 Credentials come from the environment as the SDK reads them: `ANTHROPIC_API_KEY`
 (or `ANTHROPIC_AUTH_TOKEN`, or an `anthropic` profile), and `ANTHROPIC_BASE_URL` for
 another endpoint. Anthropic has no default model, so a request names one:
-`anthropic/claude-sonnet-4-5`.
+`anthropic/claude-sonnet-5-5`.
 
 The SDK (2.x) speaks API version 2026-10-21, which removed `temperature`, `top_p` and
 `top_k`: a request that sends any of them gets a 400, even at the default value
@@ -30,7 +30,9 @@ log = logging.getLogger(__name__)
 
 # Anthropic requires `max_tokens`; this is what a request that leaves it out gets.
 DEFAULT_MAX_TOKENS = 1024
-EXAMPLE_MODEL = "anthropic/claude-sonnet-4-5"
+# Not claude-sonnet-4-5 (DESIGN.md's example): this SDK lists it as deprecated, with its
+# end of life on 2026-11-30, so it is poor advice in an error message.
+EXAMPLE_MODEL = "anthropic/claude-sonnet-5-5"
 
 _NO_KEY = "No ANTHROPIC_API_KEY set: export it, or use --model local."
 _NO_MODEL = f"Anthropic has no default model; name a model: {EXAMPLE_MODEL}."
@@ -100,10 +102,11 @@ class AnthropicProvider(Provider):
             raise TokenrelayError(_NO_MODEL, code="provider_unavailable", status=400)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
-        if self._client is None:
+        if self._client is None or not _has_credentials(self._client):
+            # Without credentials the SDK raises a bare TypeError; say what to do instead.
             raise ProviderError("upstream_auth", self._unavailable)
         try:
-            events = await self._client.messages.create(**self._arguments(request))
+            events = await self._client.messages.create(stream=True, **self._arguments(request))
         except anthropic.APIError as exc:
             raise _provider_error(exc) from exc
         # Leaving the block, however it happens (end, error, the consuming task
@@ -130,11 +133,11 @@ class AnthropicProvider(Provider):
 
     def _arguments(self, request: ChatRequest) -> dict[str, Any]:
         system, messages = _split_system(request.messages)
+        max_tokens = request.max_tokens if request.max_tokens is not None else DEFAULT_MAX_TOKENS
         arguments: dict[str, Any] = {
             "model": request.model,
             "messages": messages,
-            "max_tokens": request.max_tokens if request.max_tokens is not None else DEFAULT_MAX_TOKENS,
-            "stream": True,
+            "max_tokens": max_tokens,
         }
         if system:
             arguments["system"] = system
@@ -199,12 +202,15 @@ def _input_tokens(usage: Any) -> int | None:
 
 
 def _provider_error(exc: anthropic.APIError) -> ProviderError:
+    host = exc.request.url.host
     if isinstance(exc, anthropic.APITimeoutError):
-        return ProviderError("upstream_timeout", "Anthropic did not answer in time. Retry in a moment.")
-    if isinstance(exc, anthropic.APIConnectionError):
         return ProviderError(
-            "upstream_disconnected",
-            f"Could not reach Anthropic at {exc.request.url.host}: {_describe(exc.__cause__ or exc)}",
+            "upstream_timeout", f"Anthropic ({host}) did not answer in time. Retry in a moment."
+        )
+    if isinstance(exc, anthropic.APIConnectionError):
+        cause = _describe(exc.__cause__ or exc)
+        return ProviderError(
+            "upstream_disconnected", f"Could not reach Anthropic at {host}: {cause}"
         )
     if isinstance(exc, anthropic.APIStatusError):
         return _status_error(exc)

@@ -174,6 +174,10 @@ def _generate(llama: Any, arguments: dict[str, Any], stop: threading.Event,
     """The worker thread: runs llama.cpp, emits chunks, checks `stop` between tokens."""
     generated = 0
     try:
+        # Start from an empty context: llama-cpp-python's reuse of a cached prompt
+        # prefix changed the answer to an identical request (seen with 0.3.36 and
+        # SmolLM2 at temperature 0), and the same request must give the same answer.
+        llama.reset()
         chunks = llama.create_chat_completion(**arguments)
         try:
             for chunk in chunks:

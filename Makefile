@@ -1,0 +1,34 @@
+# The two set-up commands are `make run` and `make test` (see README.md).
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+
+# llama-cpp-python compiles from source here (about 6 minutes on 2 cores, once; pip
+# caches the wheel). A portable x86-64 build: `native` would also enable AMX, whose
+# kernels crash where the OS does not grant AMX tile state (seen in this sandbox).
+ifeq ($(shell uname -m),x86_64)
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+endif
+export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
+
+.PHONY: run test install bench clean
+
+run: $(BIN)/.installed
+	$(BIN)/tokenrelay serve $(ARGS)
+
+test: $(BIN)/.installed
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+install: $(BIN)/.installed
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	touch $@
+
+bench: $(BIN)/.installed
+	$(BIN)/python -m benchmarks.relay
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,176 @@
+"""The in-process stream log: readers, resume, coalescing, cancel, retention."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tokenrelay.sse import Decoder
+from tokenrelay.streams import StreamNotFound
+from tokenrelay.streams.memory import MemoryStreamLog
+
+
+def _decode(chunks: list[bytes]) -> list[tuple[str, str, str]]:
+    decoder = Decoder()
+    return [(e.id, e.event, e.data) for chunk in chunks for e in decoder.feed(chunk)]
+
+
+async def _collect(log: MemoryStreamLog, stream_id: str, after: int = 0) -> list[bytes]:
+    return [chunk async for chunk in log.read(stream_id, after)]
+
+
+async def _filled(count: int, *, finish: bool = True) -> MemoryStreamLog:
+    log = MemoryStreamLog()
+    await log.create("s")
+    for n in range(count):
+        await log.append("s", "delta", {"text": f"t{n} "})
+    if finish:
+        await log.append("s", "done", {"finish_reason": "stop"})
+    return log
+
+
+async def test_sequence_numbers_start_at_one_and_are_the_sse_ids() -> None:
+    log = await _filled(3)
+    events = _decode(await _collect(log, "s"))
+    assert [e[0] for e in events] == ["1", "2", "3", "4"]
+    assert [e[1] for e in events] == ["delta", "delta", "delta", "done"]
+    assert events[0][2] == '{"text":"t0 "}'
+    await log.close()
+
+
+async def test_resume_from_every_sequence_number_gives_exactly_the_rest() -> None:
+    log = await _filled(20)
+    everything = _decode(await _collect(log, "s"))
+    for after in range(len(everything) + 1):
+        assert _decode(await _collect(log, "s", after)) == everything[after:]
+    await log.close()
+
+
+async def test_a_reader_behind_gets_its_pending_events_in_one_chunk() -> None:
+    log = await _filled(50)
+    chunks = await _collect(log, "s")
+    assert len(chunks) == 1, "51 pending events are one write, not 51"
+    assert len(_decode(chunks)) == 51
+    await log.close()
+
+
+async def test_many_readers_see_the_same_events_while_it_is_written() -> None:
+    log = MemoryStreamLog()
+    await log.create("s")
+    readers = [asyncio.create_task(_collect(log, "s")) for _ in range(10)]
+    for n in range(100):
+        await log.append("s", "delta", {"text": str(n)})
+        if n % 7 == 0:
+            await asyncio.sleep(0)
+    await log.append("s", "done", {})
+    results = [_decode(chunks) for chunks in await asyncio.gather(*readers)]
+    assert all(result == results[0] for result in results)
+    assert [e[0] for e in results[0]] == [str(n) for n in range(1, 102)]
+    await log.close()
+
+
+async def test_the_same_bytes_are_shared_by_every_reader() -> None:
+    log = await _filled(1)
+    first = await _collect(log, "s", 0)
+    second = await _collect(log, "s", 0)
+    assert first[0] is second[0] or first[0] == second[0]
+    single_a = [c async for c in log.read("s", 1)]
+    single_b = [c async for c in log.read("s", 1)]
+    assert single_a[0] is single_b[0], "one encode per event, handed to every reader"
+    await log.close()
+
+
+async def test_a_slow_reader_does_not_slow_a_fast_one() -> None:
+    log = MemoryStreamLog()
+    await log.create("s")
+    fast_done = asyncio.Event()
+
+    async def fast() -> int:
+        count = 0
+        async for chunk in log.read("s"):
+            count += len(_decode([chunk]))
+        fast_done.set()
+        return count
+
+    async def slow() -> int:
+        count = 0
+        async for chunk in log.read("s"):
+            await asyncio.sleep(0.2)  # a reader stuck on a slow socket
+            count += len(_decode([chunk]))
+        return count
+
+    fast_task, slow_task = asyncio.create_task(fast()), asyncio.create_task(slow())
+    for n in range(200):
+        await log.append("s", "delta", {"text": str(n)})
+        await asyncio.sleep(0)
+    await log.append("s", "done", {})
+    await asyncio.wait_for(fast_done.wait(), 0.1)
+    assert not slow_task.done(), "the slow reader is still behind"
+    assert await fast_task == 201
+    assert await slow_task == 201, "the slow reader gets every event, none dropped"
+    await log.close()
+
+
+async def test_a_waiting_reader_gets_a_ping_when_nothing_happens() -> None:
+    log = MemoryStreamLog()
+    await log.create("s")
+    reader = log.read("s", heartbeat=0.05)
+    assert await asyncio.wait_for(reader.__anext__(), 1) == b": ping\n\n"
+    await log.append("s", "delta", {"text": "x"})
+    assert b"event: delta" in await asyncio.wait_for(reader.__anext__(), 1)
+    await reader.aclose()
+    await log.close()
+
+
+async def test_cancel_reaches_the_producer_once_and_not_after_the_end() -> None:
+    log = MemoryStreamLog()
+    await log.create("s")
+    calls = []
+    log.on_cancel("s", lambda: calls.append("stop"))
+    assert await log.request_cancel("s") is True
+    assert calls == ["stop"]
+    await log.append("s", "done", {"finish_reason": "cancelled"})
+    assert await log.request_cancel("s") is False
+    assert calls == ["stop"]
+    with pytest.raises(StreamNotFound):
+        await log.request_cancel("other")
+    await log.close()
+
+
+async def test_finished_streams_expire_after_retention_but_running_ones_do_not() -> None:
+    log = MemoryStreamLog(retention=0.1)
+    await log.create("done")
+    await log.create("running")
+    await log.append("done", "done", {})
+    await log.append("running", "delta", {"text": "x"})
+    assert (await log.info("done")).finished
+    await asyncio.sleep(0.3)
+    with pytest.raises(StreamNotFound):
+        await log.info("done")
+    assert (await log.info("running")).last_seq == 1
+    await log.close()
+
+
+async def test_readers_are_counted_for_the_abandon_rule() -> None:
+    log = MemoryStreamLog()
+    await log.create("s")
+    assert (await log.info("s")).unread_since is not None
+    reader = log.read("s", heartbeat=10)
+    task = asyncio.create_task(reader.__anext__())
+    await asyncio.sleep(0.01)
+    info = await log.info("s")
+    assert info.readers == 1 and info.unread_since is None
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await reader.aclose()
+    info = await log.info("s")
+    assert info.readers == 0 and info.unread_since is not None
+    await log.close()
+
+
+async def test_nothing_can_be_appended_after_the_end() -> None:
+    log = await _filled(1)
+    with pytest.raises(ValueError):
+        await log.append("s", "delta", {"text": "late"})
+    await log.close()
