@@ -9,16 +9,15 @@ import pytest
 
 from tests.servers import Server, start_server
 
-_PROVIDER_KEYS = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")
-
-
 @pytest.fixture(autouse=True)
 def hermetic(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """No real provider keys, no user data directories, no TOKENRELAY_* settings."""
+    """No real provider keys or profiles, no user data directories, no TOKENRELAY_*
+    settings: the SDKs also read credentials from files under HOME."""
     for name in list(os.environ):
-        if name in _PROVIDER_KEYS or name.startswith("TOKENRELAY_"):
+        if name.startswith(("OPENAI_", "ANTHROPIC_", "TOKENRELAY_")):
             monkeypatch.delenv(name)
     home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
 

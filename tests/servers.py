@@ -17,8 +17,11 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-_CLEAN_ENV = {k: v for k, v in os.environ.items()
-              if not k.startswith(("OPENAI_", "ANTHROPIC_", "TOKENRELAY_"))}
+
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith(("OPENAI_", "ANTHROPIC_", "TOKENRELAY_"))}
 
 
 def free_port() -> int:
@@ -56,7 +59,7 @@ def run_process(argv: list[str], ready_url: str, *, env: dict[str, str] | None =
     log_path = log_dir / "server.log"
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT,
-                                   env={**_CLEAN_ENV, **(env or {})}, cwd=ROOT)
+                                   env={**_clean_env(), **(env or {})}, cwd=ROOT)
     try:
         _wait_ready(ready_url, process, log_path, timeout)
         yield process, log_path

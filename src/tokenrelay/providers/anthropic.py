@@ -19,12 +19,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anthropic
-import httpx2
 from pydantic import BaseModel, ConfigDict, Field
 
 from tokenrelay.errors import TokenrelayError
 from tokenrelay.events import Chunk, Finish, TextDelta, Usage
 from tokenrelay.providers import ChatRequest, Message, Provider, ProviderError
+from tokenrelay.providers._transport import TRANSPORT_ERRORS, mid_stream_error
 
 log = logging.getLogger(__name__)
 
@@ -117,15 +117,8 @@ class AnthropicProvider(Provider):
                     yield chunk
             except anthropic.APIError as exc:
                 raise _provider_error(exc) from exc
-            except httpx2.TimeoutException as exc:
-                raise ProviderError(
-                    "upstream_timeout", f"Anthropic stopped sending mid-answer: {_describe(exc)}"
-                ) from exc
-            except httpx2.RequestError as exc:
-                raise ProviderError(
-                    "upstream_disconnected",
-                    f"The connection to Anthropic broke mid-answer: {_describe(exc)}",
-                ) from exc
+            except TRANSPORT_ERRORS as exc:
+                raise mid_stream_error(exc, "Anthropic") from exc
 
     async def aclose(self) -> None:
         if self._owns_client and self._client is not None:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tokenrelay.errors import TokenrelayError
 from tokenrelay.events import Chunk, Finish, TextDelta, Usage
 from tokenrelay.providers import ChatRequest, Provider, ProviderError
+from tokenrelay.providers._transport import TRANSPORT_ERRORS, mid_stream_error
 
 DEFAULT_MODEL = "gpt-4o-mini"
 
@@ -68,11 +69,8 @@ class OpenAIProvider(Provider):
                         yield Finish("length" if choice.finish_reason == "length" else "stop")
         except openai.APIError as exc:
             raise _provider_error(exc) from exc
-        except Exception as exc:
-            if _is_transport_error(exc):
-                raise ProviderError("upstream_disconnected",
-                                    f"The upstream connection broke mid-answer: {exc}") from exc
-            raise
+        except TRANSPORT_ERRORS as exc:
+            raise mid_stream_error(exc, "the upstream") from exc
         finally:
             # Cancel (or any end) closes the upstream HTTP response: the model stops.
             await response.close()
@@ -96,12 +94,6 @@ def _arguments(request: ChatRequest) -> dict[str, Any]:
     if isinstance(request.options, OpenAIOptions):
         arguments.update(request.options.model_dump(exclude_none=True))
     return arguments
-
-
-def _is_transport_error(exc: BaseException) -> bool:
-    # The SDK's HTTP library (httpx or httpx2, by version) raises its own TransportError
-    # for a connection cut while the body streams; match it without importing either.
-    return any(cls.__name__ in {"TransportError", "StreamError"} for cls in type(exc).__mro__)
 
 
 def _provider_error(exc: openai.APIError) -> ProviderError:
