@@ -148,7 +148,8 @@ def stream(host: str, port: int, path: str, body: bytes, *, recv_timeout: float 
                     head_buf += b"".join(payloads[scanned:])
                     scanned = len(payloads)
                     at = head_buf.find(_DELTA)
-                    if at >= 0 and (head_buf.find(b"\n\n", at) >= 0 or head_buf.find(b"\r\n\r\n", at) >= 0):
+                    if at >= 0 and (head_buf.find(b"\n\n", at) >= 0
+                                    or head_buf.find(b"\r\n\r\n", at) >= 0):
                         first_delta = time.perf_counter()
             if parser.done:
                 break

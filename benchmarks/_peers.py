@@ -54,6 +54,7 @@ async def _lifespan(receive: Any, send: Any) -> None:
             return
 
 
+_COMPACT = (",", ":")
 _BARE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 
 
@@ -67,7 +68,8 @@ async def bare(scope: dict[str, Any], receive: Any, send: Any) -> None:
         return
     pieces = _pieces(json.loads(await _read_body(receive)))
     events = [
-        b"id: %d\nevent: delta\ndata: %s\n\n" % (n, json.dumps({"text": p}, separators=(",", ":")).encode())
+        b"id: %d\nevent: delta\ndata: %s\n\n"
+        % (n, json.dumps({"text": p}, separators=_COMPACT).encode())
         for n, p in enumerate(pieces, 1)
     ]
     await send({"type": "http.response.start", "status": 200, "headers": _BARE_HEADERS})

@@ -107,12 +107,47 @@ def _free_port() -> int:
 
 
 def _cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, from /proc (0 where there is no /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time of a process, all its threads: the scheduler's exact runtime from
+    /proc/PID/task/*/schedstat (tick-sampled utime+stime is too coarse here);
+    0 where there is no /proc."""
+    total = 0
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                total += int((task / "schedstat").read_text().split()[0])
+    return total / 1e9
+
+
+@dataclass(frozen=True, slots=True)
+class MachineCpu:
+    """Jiffies from the `cpu` line of /proc/stat: all cores together."""
+
+    busy: int
+    steal: int
+    total: int
+
+    @classmethod
+    def now(cls) -> MachineCpu | None:
+        try:
+            line = Path("/proc/stat").read_text().splitlines()[0].split()
+        except OSError:
+            return None
+        values = [int(v) for v in line[1:9]]  # user nice system idle iowait irq softirq steal
+        idle, steal = values[3] + values[4], values[7]
+        return cls(busy=sum(values) - idle - steal, steal=steal, total=sum(values))
+
+    def since(self, earlier: MachineCpu) -> tuple[float, float]:
+        """(busy, steal) as fractions of all cores' time between the two snapshots."""
+        span = max(self.total - earlier.total, 1)
+        return (self.busy - earlier.busy) / span, (self.steal - earlier.steal) / span
+
+
+def _machine_load(seconds: float = 1.0) -> tuple[float, float] | None:
+    """How busy the machine is with other work, over `seconds` of doing nothing."""
+    before = MachineCpu.now()
+    time.sleep(seconds)
+    after = MachineCpu.now()
+    return after.since(before) if before and after else None
 
 
 def _wait_until_listening(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
@@ -177,7 +212,8 @@ def request_body(tokens: int) -> bytes:
     }).encode()
 
 
-def _one_run(pid: int, port: int, body: bytes, tokens: int, timeout: float) -> tuple[StreamResult, float]:
+def _one_run(pid: int, port: int, body: bytes, tokens: int,
+             timeout: float) -> tuple[StreamResult, float]:
     cpu0 = _cpu_seconds(pid)
     result = stream(HOST, port, PATH, body, deadline=timeout)
     cpu = _cpu_seconds(pid) - cpu0
@@ -199,12 +235,18 @@ def measure(servers: list[Server], tokens: int, repeat: int, timeout: float,
             if server.needs and importlib.util.find_spec(server.needs) is None:
                 outcome.skipped = server.note or f"{server.needs} is not installed"
                 continue
+            own = contextlib.ExitStack()
             try:
-                pid, port = stack.enter_context(running(server))
+                pid, port = own.enter_context(running(server))
                 _one_run(pid, port, body, tokens, timeout)  # warm-up
             except (BenchError, OSError) as exc:
                 outcome.error = f"{type(exc).__name__}: {exc}"
+                own.close()  # stop it now rather than after the others
                 continue
+            except BaseException:
+                own.close()
+                raise
+            stack.push(own.__exit__)
             live.append((outcome, pid, port))
         progress("started and warmed up: " + ", ".join(o.server.name for o, _, _ in live))
         for n in range(repeat):
@@ -232,13 +274,6 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
-def _load() -> float | None:
-    try:
-        return os.getloadavg()[0]
-    except OSError:
-        return None
-
-
 def machine() -> dict[str, str]:
     model = "unknown"
     with contextlib.suppress(OSError):
@@ -262,10 +297,20 @@ def machine() -> dict[str, str]:
     }
 
 
-def _ratio(a: Outcome | None, b: Outcome | None) -> float | None:
+def _ratio(a: Outcome | None, b: Outcome | None, *, steady: bool = False) -> float | None:
     if a is None or b is None or not a.ok or not b.ok:
         return None
-    return a.median(lambda r: r.rate) / b.median(lambda r: r.rate)
+
+    def rate(r: StreamResult) -> float:
+        return r.steady_rate if steady else r.rate
+
+    return a.median(rate) / b.median(rate)
+
+
+def _fractions(load: tuple[float, float] | None) -> str:
+    if load is None:
+        return "unknown (no /proc/stat)"
+    return f"CPU busy {load[0]:.0%}, stolen by the hypervisor {load[1]:.0%}"
 
 
 def table(outcomes: list[Outcome]) -> str:
@@ -281,7 +326,8 @@ def table(outcomes: list[Outcome]) -> str:
             rows.append(f"| {name} | skipped: {o.skipped} | | | | | | |")
             continue
         if not o.ok:
-            rows.append(f"| {name} | failed: {(o.error or 'no runs').splitlines()[0]} | | | | | | |")
+            reason = (o.error or "no runs").splitlines()[0]
+            rows.append(f"| {name} | failed: {reason} | | | | | | |")
             continue
         rates = [r.rate for r in o.runs]
         ratio = _ratio(o, bare)
@@ -289,7 +335,8 @@ def table(outcomes: list[Outcome]) -> str:
         client_cpu = o.median(lambda r: r.client_cpu / r.total)
         rows.append(
             f"| {name} | {statistics.median(rates):,.0f} | {min(rates):,.0f} – {max(rates):,.0f} "
-            f"| {'–' if ratio is None else f'{ratio:.2f}×'} | {o.median(lambda r: r.steady_rate):,.0f} "
+            f"| {'–' if ratio is None else f'{ratio:.2f}×'} "
+            f"| {o.median(lambda r: r.steady_rate):,.0f} "
             f"| {o.median(lambda r: r.first_delta) * 1000:,.1f} "
             f"| {server_cpu:.0%} | {client_cpu:.0%} |"
         )
@@ -306,11 +353,16 @@ def verdict(outcomes: list[Outcome]) -> list[str]:
         lines.append(f"tokenrelay / bare = {vs_bare:.2f}× (goal ≥ {GOAL}×: {met})")
     if vs_sse is not None:
         lines.append(f"tokenrelay / sse-starlette = {vs_sse:.2f}×")
+    steady = _ratio(by_name.get("tokenrelay"), by_name.get("bare"), steady=True)
+    if steady is not None:
+        lines.append(f"steady state (first delta to end): tokenrelay / bare = {steady:.2f}×")
     return lines
 
 
 def command(argv: list[str]) -> str:
-    python = os.path.relpath(sys.executable, ROOT) if sys.executable.startswith(str(ROOT)) else sys.executable
+    python = sys.executable
+    if python.startswith(str(ROOT)):
+        python = os.path.relpath(python, ROOT)
     return " ".join([python, "-m", "benchmarks.relay", *map(shlex.quote, argv)])
 
 
@@ -319,13 +371,20 @@ def write_results(outcomes: list[Outcome], args: argparse.Namespace, argv: list[
     info = machine()
     when = dt.datetime.now(dt.timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M %Z")
     body_kb = len(request_body(args.tokens)) / 1024
+    best = max((o.median(lambda r: r.rate) for o in outcomes if o.ok), default=0.0)
+    client_note = (f"Client ceiling (this client decoding an in-memory chunked stream of the same "
+                   f"events): {ceiling:,.0f} events/s, "
+                   + ("over 3× the fastest server, so the client does not limit the figures."
+                      if ceiling > 3 * best
+                      else "close to the servers: the client may limit them."))
     text = f"""# Relay benchmark results
 
 Written by `benchmarks/relay.py --write`; rerun it to refresh this page.
 
 - Date: {when}
 - Command: `{command(argv)}`
-- Load average (1 min) at the start: {'unknown' if args.load is None else f'{args.load:.2f}'}
+- Machine load, both cores: {_fractions(args.idle_load)} in an idle second before the
+  run (other work); {_fractions(args.run_load)} during the runs (benchmark included)
 - Stream: {args.tokens:,} `delta` events per run (request body {body_kb:,.0f} KiB),
   one warm-up run per server, then {args.repeat} measured rounds in turns
   (bare, tokenrelay, ... , bare, tokenrelay, ...); medians shown.
@@ -340,8 +399,7 @@ Written by `benchmarks/relay.py --write`; rerun it to refresh this page.
 
 {chr(10).join(f"**{line}**  " for line in verdict(outcomes))}
 
-Client ceiling (this client decoding an in-memory chunked stream of the same
-events): {ceiling:,.0f} events/s, so the client is not what limits the servers.
+{client_note}
 
 ## How to read it
 
@@ -351,18 +409,21 @@ events): {ceiling:,.0f} events/s, so the client is not what limits the servers.
 - **steady events/s**: the rate from the first delta to the end.
 - **first delta**: client-side time from connect to the first complete `delta` event
   (each server parses the ~{body_kb:,.0f} KiB request body and cuts the text first).
-- **server CPU** / **client CPU**: CPU time of the server process (from /proc) and of
-  the client over the run's wall time; a server at ~100% is CPU-bound on its core.
+- **server CPU** / **client CPU**: CPU time of the server process (all threads, from
+  /proc/PID/task/*/schedstat) and of the client, over the run's wall time; a server at
+  ~100% is CPU-bound on its core.
 - All servers run uvicorn with uvloop and httptools at log level warning, each in its
   own process on 127.0.0.1; the client is a blocking socket in the benchmark process.
   Every server gets the same request and sends the same kind of event
   (`id`, `event: delta`, `data: {{"text":"word "}}`); tokenrelay also sends `retry`,
   `start` and `done`, sse-starlette ends lines with CRLF (its default).
-- Differences in kind: `bare` encodes every event before its loop; `tokenrelay` runs
-  the scripted provider as its own task (suspending once per delta, as a real upstream
-  does), appends each event to the stream log and the stored answer, and the response
-  reads the log; `sse-starlette` and `fastapi-sse` encode in the response path, and
-  run a ping/disconnect machinery of their own.
+- Differences in kind: `bare` encodes every event before its loop (its first delta
+  waits for that, which its end-to-end rate pays); `tokenrelay` runs the scripted
+  provider in its own generation task (suspending once per delta, as a real upstream
+  does), appends each event to the stream log, keeps the answer for the store
+  (flushed every 0.5 s), and its response is a reader of the log, woken per append;
+  `sse-starlette` and `fastapi-sse` encode in the response path and run ping and
+  disconnect machinery of their own.
 """
     RESULTS.write_text(text)
 
@@ -371,9 +432,12 @@ events): {ceiling:,.0f} events/s, so the client is not what limits the servers.
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.relay", description=__doc__.split("\n")[0])
-    parser.add_argument("--tokens", type=int, default=100_000, help="delta events per stream (default 100000)")
-    parser.add_argument("--repeat", type=int, default=3, help="measured runs per server (default 3)")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.relay",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--tokens", type=int, default=100_000,
+                        help="delta events per stream (default 100000)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="measured runs per server (default 3)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run for CI: 2000 tokens, 1 run (overrides --tokens/--repeat)")
     parser.add_argument("--servers", default=",".join(s.name for s in SERVERS),
@@ -389,7 +453,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.selected = [n.strip() for n in args.servers.split(",") if n.strip()]
     unknown = set(args.selected) - names
     if unknown:
-        parser.error(f"unknown server(s) {', '.join(sorted(unknown))}: choose from {', '.join(sorted(names))}")
+        parser.error(f"unknown server(s) {', '.join(sorted(unknown))}: "
+                     f"choose from {', '.join(sorted(names))}")
     return args
 
 
@@ -399,10 +464,11 @@ def main(argv: list[str] | None = None) -> int:
     ceiling = client_ceiling(max(args.tokens, 50_000))
     print(f"{args.tokens:,} deltas per stream, 1 warm-up + {args.repeat} runs per server; "
           f"client ceiling {ceiling:,.0f} events/s", flush=True)
-    load = _load()
-    if load is not None and load > 0.5:
-        print(f"warning: load average {load:.2f} before the run: other work on this machine "
+    args.idle_load = _machine_load()
+    if args.idle_load is not None and (args.idle_load[0] > 0.1 or args.idle_load[1] > 0.05):
+        print(f"warning: before the run the machine was {_fractions(args.idle_load)}: other work "
               "skews the figures", file=sys.stderr)
+    before = MachineCpu.now()
     outcomes = measure([s for s in SERVERS if s.name in args.selected], args.tokens, args.repeat,
                        args.timeout, progress=lambda line: print("  " + line, flush=True))
     for outcome in outcomes:
@@ -410,8 +476,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {outcome.server.name}: skipped ({outcome.skipped})")
         elif outcome.error:
             print(f"  {outcome.server.name}: FAILED\n{outcome.error}")
-    args.load = load
+    after = MachineCpu.now()
+    args.run_load = after.since(before) if before and after else None
     print()
+    print(f"machine during the runs: {_fractions(args.run_load)}\n")
     print(table(outcomes))
     for line in verdict(outcomes):
         print(line)

@@ -17,6 +17,10 @@ log = logging.getLogger("tokenrelay.generation")
 
 #: the stored text is flushed at most this often while streaming, never per token
 FLUSH_INTERVAL = 0.5
+#: a provider that yields many deltas without suspending (a burst from one network
+#: read, or the scripted provider with no delay) gets the loop taken from it this often,
+#: so readers write what has piled up (in one write each) and cancels land
+SLICE = 0.001
 
 
 class Generation:
@@ -86,20 +90,25 @@ class Generation:
                 watchdog.cancel()
 
     async def _pump(self) -> None:
-        flushed = time.monotonic()
         append, stream_id = self._streams.append, self.stream_id
+        flushed = slice_start = time.perf_counter()
         async for chunk in self._provider.stream(self._request):
             if type(chunk) is TextDelta:
                 if not chunk.text:
                     continue
-                if self._first_token is None:
-                    self._first_token = time.perf_counter()
                 self._parts.append(chunk.text)
                 self._length += len(chunk.text)
                 self._deltas += 1
                 await append(stream_id, DELTA, {"text": chunk.text})
-                if time.monotonic() - flushed >= FLUSH_INTERVAL:
-                    flushed = time.monotonic()
+                now = time.perf_counter()
+                if self._first_token is None:
+                    self._first_token = now
+                    slice_start = 0.0  # the first token goes out at once
+                if now - slice_start >= SLICE:
+                    await asyncio.sleep(0)
+                    slice_start = time.perf_counter()
+                if now - flushed >= FLUSH_INTERVAL:
+                    flushed = now
                     await self._store.update_message(self.message_id, content=self.text)
             elif type(chunk) is Usage:
                 self._usage = chunk

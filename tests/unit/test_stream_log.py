@@ -113,9 +113,9 @@ async def test_a_slow_reader_does_not_slow_a_fast_one() -> None:
 
 
 async def test_a_waiting_reader_gets_a_ping_when_nothing_happens() -> None:
-    log = MemoryStreamLog()
+    log = MemoryStreamLog(heartbeat=0.05)
     await log.create("s")
-    reader = log.read("s", heartbeat=0.05)
+    reader = log.read("s")
     assert await asyncio.wait_for(reader.__anext__(), 1) == b": ping\n\n"
     await log.append("s", "delta", {"text": "x"})
     assert b"event: delta" in await asyncio.wait_for(reader.__anext__(), 1)
@@ -156,7 +156,7 @@ async def test_readers_are_counted_for_the_abandon_rule() -> None:
     log = MemoryStreamLog()
     await log.create("s")
     assert (await log.info("s")).unread_since is not None
-    reader = log.read("s", heartbeat=10)
+    reader = log.read("s")
     task = asyncio.create_task(reader.__anext__())
     await asyncio.sleep(0.01)
     info = await log.info("s")

@@ -62,9 +62,11 @@ class ScriptedProvider(Provider):
         for count, piece in enumerate(script):
             if options.fail_after is not None and count >= options.fail_after:
                 raise ProviderError("upstream_error", f"scripted failure after {count} deltas")
-            # Suspend once per delta, as a real upstream does between reads: that is
-            # where cancellation lands and where readers get to run.
-            await asyncio.sleep(delay)
+            if delay:
+                await asyncio.sleep(delay)
+            # With no delay the text is a burst already in hand, as when one network
+            # read holds many tokens: no suspension per delta (the generation gives
+            # the loop its turn, and cancellation its chance, at least every ~1 ms).
             yield TextDelta(piece)
         prompt_words = sum(len(m.content.split()) for m in request.messages)
         yield Usage(input_tokens=prompt_words, output_tokens=len(script))

@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         service = ChatService(
             settings,
             registry or Registry(),
-            MemoryStreamLog(retention=settings.retention),
+            MemoryStreamLog(retention=settings.retention, heartbeat=settings.heartbeat),
             MemoryStore(),
         )
         app.state.service = service

@@ -28,7 +28,7 @@ def _stream_response(service: ChatService, stream_id: str, after: int,
     if started is not None:
         headers["X-Conversation-Id"] = started.conversation_id
     return EventStreamResponse(
-        service.streams.read(stream_id, after, heartbeat=service.settings.heartbeat),
+        service.streams.read(stream_id, after),
         prelude=sse.retry(service.settings.retry_ms),
         headers=headers,
     )

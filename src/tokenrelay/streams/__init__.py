@@ -44,12 +44,10 @@ class StreamLog(abc.ABC):
         A terminal event (`done`, `error`) finishes the stream."""
 
     @abc.abstractmethod
-    def read(
-        self, stream_id: str, after: int = 0, *, heartbeat: float | None = None
-    ) -> AsyncIterator[bytes]:
+    def read(self, stream_id: str, after: int = 0) -> AsyncIterator[bytes]:
         """Yield the encoded events after `after`, several joined into one chunk when
-        the reader is behind, until the stream's terminal event. When `heartbeat`
-        seconds pass with nothing to send, yield an SSE comment instead.
+        the reader is behind, until the stream's terminal event. When the log's
+        heartbeat time passes with nothing to send, yield an SSE comment instead.
         Raises StreamNotFound (before the first chunk)."""
 
     @abc.abstractmethod

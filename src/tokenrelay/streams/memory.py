@@ -13,6 +13,8 @@ from tokenrelay import sse
 from tokenrelay.events import TERMINAL_EVENTS
 from tokenrelay.streams import StreamExists, StreamInfo, StreamLog, StreamNotFound
 
+_EVENTS, _PING = 0, 1
+
 
 class _Stream:
     __slots__ = ("events", "finished", "waiters", "readers", "unread_since", "expires", "cancel")
@@ -20,26 +22,43 @@ class _Stream:
     def __init__(self) -> None:
         self.events: list[bytes] = []  # events[i] has sequence number i + 1
         self.finished = False
-        self.waiters: list[asyncio.Future[None]] = []
+        #: readers waiting for the next event, with the time each began to wait
+        self.waiters: list[tuple[asyncio.Future[int], float]] = []
         self.readers = 0
         self.unread_since: float | None = time.monotonic()
         self.expires = float("inf")
         self.cancel: Callable[[], None] | None = None
 
     def wake(self) -> None:
-        for waiter in self.waiters:
+        for waiter, _ in self.waiters:
             if not waiter.done():
-                waiter.set_result(None)
+                waiter.set_result(_EVENTS)
         self.waiters.clear()
+
+    def ping_idle(self, idle_since: float) -> None:
+        """Wake the readers that have waited since before `idle_since` with a ping."""
+        keep = []
+        for waiter, since in self.waiters:
+            if since <= idle_since:
+                if not waiter.done():
+                    waiter.set_result(_PING)
+            else:
+                keep.append((waiter, since))
+        self.waiters = keep
 
 
 class MemoryStreamLog(StreamLog):
-    """Streams in a dict; finished ones expire `retention` seconds after their end."""
+    """Streams in a dict; finished ones expire `retention` seconds after their end.
 
-    def __init__(self, retention: float = 600.0):
+    One housekeeping task pings idle readers and drops expired streams, so a reader's
+    wait costs one future, not a timer per wait (it waits once per batch of events).
+    """
+
+    def __init__(self, retention: float = 600.0, heartbeat: float = 15.0):
         self.retention = retention
+        self.heartbeat = heartbeat
         self._streams: dict[str, _Stream] = {}
-        self._sweeper: asyncio.Task[None] | None = None
+        self._housekeeper: asyncio.Task[None] | None = None
 
     def _get(self, stream_id: str) -> _Stream:
         stream = self._streams.get(stream_id)
@@ -51,8 +70,8 @@ class MemoryStreamLog(StreamLog):
         if stream_id in self._streams:
             raise StreamExists(stream_id)
         self._streams[stream_id] = _Stream()
-        if self._sweeper is None:
-            self._sweeper = asyncio.create_task(self._sweep())
+        if self._housekeeper is None:
+            self._housekeeper = asyncio.create_task(self._housekeeping())
 
     async def append(self, stream_id: str, event: str, data: dict[str, Any]) -> int:
         stream = self._get(stream_id)
@@ -64,12 +83,11 @@ class MemoryStreamLog(StreamLog):
             stream.finished = True
             stream.cancel = None
             stream.expires = time.monotonic() + self.retention
-        stream.wake()
+        if stream.waiters:
+            stream.wake()
         return seq
 
-    async def read(
-        self, stream_id: str, after: int = 0, *, heartbeat: float | None = None
-    ) -> AsyncIterator[bytes]:
+    async def read(self, stream_id: str, after: int = 0) -> AsyncIterator[bytes]:
         stream = self._get(stream_id)
         stream.readers += 1
         stream.unread_since = None
@@ -78,20 +96,18 @@ class MemoryStreamLog(StreamLog):
             position = max(after, 0)
             while True:
                 events = stream.events
-                if position < len(events):
+                pending = len(events) - position
+                if pending > 0:
                     # A reader that is behind gets all its pending events in one chunk.
-                    chunk = b"".join(events[position:]) if len(events) - position > 1 else events[position]
+                    chunk = events[position] if pending == 1 else b"".join(events[position:])
                     position = len(events)
                     yield chunk
                     continue
                 if stream.finished:
                     return
-                waiter = loop.create_future()
-                stream.waiters.append(waiter)
-                try:
-                    async with asyncio.timeout(heartbeat):
-                        await waiter
-                except TimeoutError:
+                waiter: asyncio.Future[int] = loop.create_future()
+                stream.waiters.append((waiter, time.monotonic()))
+                if await waiter == _PING:
                     yield sse.PING
         finally:
             stream.readers -= 1
@@ -118,17 +134,23 @@ class MemoryStreamLog(StreamLog):
     def on_cancel(self, stream_id: str, callback: Callable[[], None]) -> None:
         self._get(stream_id).cancel = callback
 
-    async def _sweep(self) -> None:
-        interval = min(max(self.retention / 4, 0.05), 30.0)
+    async def _housekeeping(self) -> None:
+        interval = max(0.02, min(self.heartbeat / 4, self.retention / 4, 1.0))
         while True:
             await asyncio.sleep(interval)
             now = time.monotonic()
-            for stream_id in [k for k, s in self._streams.items() if s.expires <= now]:
+            expired = []
+            for stream_id, stream in self._streams.items():
+                if stream.expires <= now:
+                    expired.append(stream_id)
+                elif stream.waiters:
+                    stream.ping_idle(now - self.heartbeat)
+            for stream_id in expired:
                 del self._streams[stream_id]
 
     async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            self._sweeper = None
+        if self._housekeeper is not None:
+            self._housekeeper.cancel()
+            self._housekeeper = None
         for stream in self._streams.values():
             stream.wake()
