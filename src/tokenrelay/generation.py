@@ -4,6 +4,7 @@ HTTP connection (DESIGN.md: "The generation is not tied to the HTTP connection")
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -92,28 +93,31 @@ class Generation:
     async def _pump(self) -> None:
         append, stream_id = self._streams.append, self.stream_id
         flushed = slice_start = time.perf_counter()
-        async for chunk in self._provider.stream(self._request):
-            if type(chunk) is TextDelta:
-                if not chunk.text:
-                    continue
-                self._parts.append(chunk.text)
-                self._length += len(chunk.text)
-                self._deltas += 1
-                await append(stream_id, DELTA, {"text": chunk.text})
-                now = time.perf_counter()
-                if self._first_token is None:
-                    self._first_token = now
-                    slice_start = 0.0  # the first token goes out at once
-                if now - slice_start >= SLICE:
-                    await asyncio.sleep(0)
-                    slice_start = time.perf_counter()
-                if now - flushed >= FLUSH_INTERVAL:
-                    flushed = now
-                    await self._store.update_message(self.message_id, content=self.text)
-            elif type(chunk) is Usage:
-                self._usage = chunk
-            elif type(chunk) is Finish:
-                self._finish = chunk.reason
+        # aclosing: a cancel that lands here (not inside the provider) still runs the
+        # provider's cleanup at once, which closes the upstream or frees the model.
+        async with contextlib.aclosing(self._provider.stream(self._request)) as chunks:
+            async for chunk in chunks:
+                if type(chunk) is TextDelta:
+                    if not chunk.text:
+                        continue
+                    self._parts.append(chunk.text)
+                    self._length += len(chunk.text)
+                    self._deltas += 1
+                    await append(stream_id, DELTA, {"text": chunk.text})
+                    now = time.perf_counter()
+                    if self._first_token is None:
+                        self._first_token = now
+                        slice_start = 0.0  # the first token goes out at once
+                    if now - slice_start >= SLICE:
+                        await asyncio.sleep(0)
+                        slice_start = time.perf_counter()
+                    if now - flushed >= FLUSH_INTERVAL:
+                        flushed = now
+                        await self._store.update_message(self.message_id, content=self.text)
+                elif type(chunk) is Usage:
+                    self._usage = chunk
+                elif type(chunk) is Finish:
+                    self._finish = chunk.reason
 
     @property
     def text(self) -> str:

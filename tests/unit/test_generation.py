@@ -1,0 +1,112 @@
+"""The generation, run by the chat service with the in-process log and store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tokenrelay.chat import ChatInput, ChatService
+from tokenrelay.config import Settings
+from tokenrelay.events import Chunk, Finish, TextDelta
+from tokenrelay.providers import ChatRequest, Message, Provider, Registry
+from tokenrelay.sse import Decoder
+from tokenrelay.store.memory import MemoryStore
+from tokenrelay.streams.memory import MemoryStreamLog
+
+
+class Burst(Provider):
+    """Yields many deltas without ever suspending, and records its own cleanup."""
+
+    def __init__(self) -> None:
+        self.closed = asyncio.Event()
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+        try:
+            for n in range(1_000_000):
+                yield TextDelta(f"{n} ")
+            yield Finish("stop")
+        finally:
+            self.closed.set()
+
+
+class Broken(Provider):
+    async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+        yield TextDelta("partial ")
+        await asyncio.sleep(0)
+        raise KeyError("bug")
+
+
+@pytest.fixture
+def burst() -> Burst:
+    return Burst()
+
+
+@pytest.fixture
+async def service(burst: Burst) -> AsyncIterator[ChatService]:
+    registry = Registry({"burst": lambda: burst, "broken": Broken})
+    chat = ChatService(Settings(model="burst"), registry, MemoryStreamLog(), MemoryStore())
+    yield chat
+    await chat.shutdown()
+
+
+async def _events(service: ChatService, stream_id: str) -> list[tuple[str, dict]]:
+    decoder = Decoder()
+    out = []
+    async for chunk in service.streams.read(stream_id):
+        out += [(e.event, json.loads(e.data)) for e in decoder.feed(chunk)]
+    return out
+
+
+async def test_a_cancel_between_deltas_still_closes_the_provider(
+    service: ChatService, burst: Burst
+) -> None:
+    started = await service.start(ChatInput([Message("user", "go")]))
+    reader = service.streams.read(started.stream_id)
+    while b"event: delta" not in await reader.__anext__():
+        pass  # the first delta has gone out: the pump is between deltas
+    await reader.aclose()
+    assert not burst.closed.is_set()
+    assert await service.cancel(started.stream_id) is True
+    await asyncio.wait_for(burst.closed.wait(), 1)
+    events = await _events(service, started.stream_id)
+    assert events[-1][0] == "done" and events[-1][1]["finish_reason"] == "cancelled"
+
+
+async def test_a_burst_does_not_starve_other_streams(service: ChatService) -> None:
+    """The pump gives the loop back at least every ~1 ms, so a second request is
+    served while the first is still bursting."""
+    first = await service.start(ChatInput([Message("user", "one")]))
+    second = await service.start(ChatInput([Message("user", "two")], options={}))
+    events = service.streams.read(second.stream_id)
+    assert b"event: start" in await asyncio.wait_for(events.__anext__(), 1)
+    assert b"event: delta" in await asyncio.wait_for(events.__anext__(), 1)
+    await events.aclose()
+    info = await service.streams.info(first.stream_id)
+    assert not info.finished, "the first stream is still running"
+    await service.cancel(first.stream_id)
+    await service.cancel(second.stream_id)
+
+
+async def test_a_provider_bug_ends_the_stream_with_an_error_and_keeps_the_text(
+    service: ChatService,
+) -> None:
+    started = await service.start(ChatInput([Message("user", "x")], model="broken"))
+    events = await _events(service, started.stream_id)
+    assert [name for name, _ in events] == ["start", "delta", "error"]
+    assert events[-1][1]["code"] == "internal_error"
+    conversation = await service.conversation(started.conversation_id)
+    answer = conversation.messages[-1]
+    assert (answer.status, answer.content, answer.error_code) == ("error", "partial ", "internal_error")
+
+
+async def test_the_stored_text_is_flushed_while_it_streams(service: ChatService) -> None:
+    started = await service.start(ChatInput([Message("user", "x")]))
+    await asyncio.sleep(0.8)  # more than one flush interval of bursting
+    conversation = await service.conversation(started.conversation_id)
+    answer = conversation.messages[-1]
+    assert answer.status == "streaming"
+    assert answer.content.startswith("0 1 2 3 ")
+    await service.cancel(started.stream_id)
