@@ -74,10 +74,15 @@ def run_process(argv: list[str], ready_url: str, *, env: dict[str, str] | None =
 
 
 @contextlib.contextmanager
-def start_server(*args: str, env: dict[str, str] | None = None) -> Iterator[Server]:
-    """`tokenrelay serve` on a free 127.0.0.1 port, as a user would start it."""
-    port = free_port()
+def start_server(*args: str, env: dict[str, str] | None = None,
+                 port: int | None = None) -> Iterator[Server]:
+    """`tokenrelay serve` on a free 127.0.0.1 port, as a user would start it; with a
+    fresh SQLite file unless `args` name a --database."""
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}"
+    if "--database" not in args:
+        database = Path(tempfile.mkdtemp(prefix="tokenrelay-db-")) / "chat.db"
+        args = (*args, "--database", f"sqlite+aiosqlite:///{database}")
     argv = [sys.executable, "-m", "tokenrelay", "serve", "--host", "127.0.0.1",
             "--port", str(port), "--log-level", "warning", *args]
     with run_process(argv, f"{url}/healthz", env=env) as (process, log_path):

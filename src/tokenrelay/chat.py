@@ -1,5 +1,6 @@
 """The chat service: what the HTTP routes and the CLI call to start, read and stop
-answers. It owns the running generations; FastAPI never appears here."""
+answers, and to manage conversations. It owns the running generations; FastAPI never
+appears here."""
 
 from __future__ import annotations
 
@@ -9,17 +10,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel
+
 from tokenrelay.config import Settings
-from tokenrelay.errors import InvalidRequest, NotFound
+from tokenrelay.errors import InvalidRequest, NotFound, TokenrelayError
 from tokenrelay.events import START
 from tokenrelay.generation import Generation
-from tokenrelay.providers import ChatRequest, Message, Registry
-from tokenrelay.store import DEFAULT_OWNER, Conversation, Store, new_id
+from tokenrelay.providers import ChatRequest, Message, Provider, Registry
+from tokenrelay.store import DEFAULT_OWNER, Conversation, Page, Store, new_id
 from tokenrelay.streams import StreamLog, StreamNotFound
 
 log = logging.getLogger("tokenrelay.chat")
 
 _TITLE_LENGTH = 80
+#: how long a repeated Idempotency-Key waits for the first request's stream to appear
+_CLAIM_WAIT = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,14 +39,22 @@ class ChatInput:
     temperature: float | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     owner: str = DEFAULT_OWNER
+    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class StartedStream:
     stream_id: str
-    conversation_id: str
-    message_id: str
+    #: None when an Idempotency-Key repeat returned an existing stream
+    conversation_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Resolved:
     model: str
+    provider: Provider
+    submodel: str
+    options: BaseModel
 
 
 class ChatService:
@@ -50,7 +63,9 @@ class ChatService:
         self.registry = registry
         self.streams = streams
         self.store = store
-        self._running: dict[str, tuple[Generation, asyncio.Task[None]]] = {}
+        self._running: dict[str, tuple[Generation, asyncio.Task[None], str]] = {}
+
+    # --- answers -------------------------------------------------------------------
 
     async def start(self, chat: ChatInput) -> StartedStream:
         """Validate, store the new messages, start the generation; returns at once,
@@ -58,47 +73,101 @@ class ChatService:
         if not chat.messages:
             raise InvalidRequest("'messages' is empty: send at least one message.",
                                  code="no_messages")
-        model = chat.model or self.settings.model
-        provider, submodel = self.registry.resolve(model)
-        options = self.registry.options(provider, chat.options)
-        conversation = await self._conversation(chat, model)
-        history = [Message(m.role, m.content) for m in conversation.messages  # type: ignore[arg-type]
-                   if m.content and m.status != "streaming"]
-        for message in chat.messages:
-            await self.store.add_message(conversation.id, role=message.role, content=message.content)
-
+        resolved = self._resolve(chat.model, chat.options)
+        conversation = None
+        if chat.conversation_id is not None:
+            conversation = await self.conversation(chat.conversation_id, chat.owner)
         stream_id = new_id("st")
+        if chat.idempotency_key is not None:
+            existing = await self.store.claim_idempotency_key(
+                owner=chat.owner, key=chat.idempotency_key, stream_id=stream_id)
+            if existing is not None:
+                await self._await_stream(existing, chat.idempotency_key)
+                return StartedStream(existing)
+        if conversation is None:
+            conversation = await self._new_conversation(chat, resolved.model)
+        history = [Message(m.role, m.content) for m in conversation.history()]  # type: ignore[arg-type]
+        asked = None
+        for message in chat.messages:
+            asked = await self.store.add_message(conversation.id, role=message.role,
+                                                 content=message.content)
+        return await self._launch(
+            stream_id, conversation.id, resolved, (*history, *chat.messages), chat,
+            reply_to=asked.id if asked is not None and asked.role == "user" else None,
+        )
+
+    async def regenerate(self, conversation_id: str, chat: ChatInput) -> StartedStream:
+        """Answer the last user message again. The earlier answer is kept as an earlier
+        version (same `reply_to`); the model sees only the newest version afterwards."""
+        conversation = await self.conversation(conversation_id, chat.owner)
+        last_user = next((m for m in reversed(conversation.messages) if m.role == "user"), None)
+        if last_user is None:
+            raise TokenrelayError("This conversation has no user message to answer.",
+                                  code="nothing_to_regenerate", status=409)
+        for stream_id, (_, _, running_in) in self._running.items():
+            if running_in == conversation_id:
+                raise TokenrelayError(
+                    f"An answer is still streaming in this conversation (stream {stream_id}): "
+                    "cancel it first.", code="stream_in_progress", status=409)
+        resolved = self._resolve(chat.model or conversation.model, chat.options)
+        history: list[Message] = []
+        for message in conversation.history():
+            if message.created > last_user.created or (
+                    message.role == "assistant" and message.reply_to == last_user.id):
+                continue
+            history.append(Message(message.role, message.content))  # type: ignore[arg-type]
+        return await self._launch(new_id("st"), conversation.id, resolved, tuple(history), chat,
+                                  reply_to=last_user.id)
+
+    def _resolve(self, model: str | None, options: Mapping[str, Any]) -> _Resolved:
+        name = model or self.settings.model
+        provider, submodel = self.registry.resolve(name)
+        return _Resolved(name, provider, submodel, self.registry.options(provider, options))
+
+    async def _launch(self, stream_id: str, conversation_id: str, resolved: _Resolved,
+                      messages: tuple[Message, ...], chat: ChatInput,
+                      reply_to: str | None) -> StartedStream:
         answer = await self.store.add_message(
-            conversation.id, role="assistant", content="", model=model, status="streaming",
-            stream_id=stream_id,
+            conversation_id, role="assistant", content="", model=resolved.model,
+            status="streaming", stream_id=stream_id, reply_to=reply_to,
         )
         await self.streams.create(stream_id)
-        started = StartedStream(stream_id, conversation.id, answer.id, model)
         await self.streams.append(stream_id, START, {
-            "stream_id": stream_id, "conversation_id": conversation.id,
-            "message_id": answer.id, "model": model,
+            "stream_id": stream_id, "conversation_id": conversation_id,
+            "message_id": answer.id, "model": resolved.model,
         })
         generation = Generation(
-            stream_id=stream_id, message_id=answer.id, provider=provider,
+            stream_id=stream_id, message_id=answer.id, provider=resolved.provider,
             request=ChatRequest(
-                model=submodel, messages=(*history, *chat.messages),
-                max_tokens=chat.max_tokens, temperature=chat.temperature, options=options,
+                model=resolved.submodel, messages=messages, max_tokens=chat.max_tokens,
+                temperature=chat.temperature, options=resolved.options,
             ),
             streams=self.streams, store=self.store, abandon_after=self.settings.abandon_after,
         )
         self.streams.on_cancel(stream_id, generation.cancel)
         task = asyncio.create_task(generation.run(), name=f"generation {stream_id}")
-        self._running[stream_id] = (generation, task)
+        self._running[stream_id] = (generation, task, conversation_id)
         task.add_done_callback(lambda _: self._running.pop(stream_id, None))
-        return started
+        return StartedStream(stream_id, conversation_id)
 
-    async def _conversation(self, chat: ChatInput, model: str) -> Conversation:
-        if chat.conversation_id is not None:
-            conversation = await self.store.get_conversation(chat.conversation_id, owner=chat.owner)
-            if conversation is None:
-                raise NotFound(f"No conversation {chat.conversation_id!r}.",
-                               code="conversation_not_found")
-            return conversation
+    async def _await_stream(self, stream_id: str, key: str) -> None:
+        """A repeated key: the first request may still be between its claim and its
+        stream's creation. Wait briefly for it; an expired stream is a 409."""
+        deadline = asyncio.get_running_loop().time() + _CLAIM_WAIT
+        while True:
+            try:
+                await self.streams.info(stream_id)
+                return
+            except StreamNotFound:
+                if asyncio.get_running_loop().time() >= deadline:
+                    raise TokenrelayError(
+                        f"Idempotency-Key {key!r} was used for stream {stream_id}, which is "
+                        "no longer available: its answer is in the conversation. Use a new "
+                        "key for a new answer.", code="idempotency_key_used", status=409,
+                    ) from None
+                await asyncio.sleep(0.02)
+
+    async def _new_conversation(self, chat: ChatInput, model: str) -> Conversation:
         first_user = next((m.content for m in chat.messages if m.role == "user"), "")
         title = " ".join(first_user.split())[:_TITLE_LENGTH] or "New chat"
         return await self.store.create_conversation(title=title, model=model, owner=chat.owner)
@@ -111,20 +180,49 @@ class ChatService:
             raise NotFound(f"No stream {stream_id!r} (or it ended more than "
                            f"{self.settings.retention:.0f}s ago).", code="stream_not_found") from None
 
+    # --- conversations ---------------------------------------------------------------
+
     async def conversation(self, conversation_id: str, owner: str = DEFAULT_OWNER) -> Conversation:
         conversation = await self.store.get_conversation(conversation_id, owner=owner)
         if conversation is None:
             raise NotFound(f"No conversation {conversation_id!r}.", code="conversation_not_found")
         return conversation
 
+    async def conversations(self, owner: str = DEFAULT_OWNER, *, limit: int = 20,
+                            cursor: str | None = None) -> Page:
+        try:
+            return await self.store.list_conversations(owner=owner, limit=limit, cursor=cursor)
+        except ValueError:
+            raise InvalidRequest("Bad cursor: pass the next_cursor of the previous page.",
+                                 code="invalid_cursor") from None
+
+    async def rename(self, conversation_id: str, title: str,
+                     owner: str = DEFAULT_OWNER) -> Conversation:
+        renamed = await self.store.rename_conversation(conversation_id, owner=owner, title=title)
+        if renamed is None:
+            raise NotFound(f"No conversation {conversation_id!r}.", code="conversation_not_found")
+        return renamed
+
+    async def delete(self, conversation_id: str, owner: str = DEFAULT_OWNER) -> None:
+        """Delete a conversation; an answer streaming in it is stopped first."""
+        await self.conversation(conversation_id, owner)
+        for generation, task, running_in in list(self._running.values()):
+            if running_in == conversation_id:
+                generation.cancel()
+                await asyncio.wait([task], timeout=5)
+        if not await self.store.delete_conversation(conversation_id, owner=owner):
+            raise NotFound(f"No conversation {conversation_id!r}.", code="conversation_not_found")
+
+    # --- lifecycle -------------------------------------------------------------------
+
     async def end_generations(self, timeout: float = 5.0) -> None:
         """Stop every running generation; each ends its stream with an `error` event
         (`code: shutdown`) and stores its partial answer as `interrupted`."""
         running = list(self._running.values())
-        for generation, _ in running:
+        for generation, _, _ in running:
             generation.cancel("shutdown")
         if running:
-            await asyncio.wait([task for _, task in running], timeout=timeout)
+            await asyncio.wait([task for _, task, _ in running], timeout=timeout)
 
     async def shutdown(self) -> None:
         """End what still runs, then release providers, the stream log and the store."""

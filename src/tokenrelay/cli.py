@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Annotated
 
@@ -18,13 +19,27 @@ def _main() -> None:
     """tokenrelay: resumable, cancellable LLM streams."""
 
 
+async def _check_store(settings: Settings) -> None:
+    """Migrate and check the database before serving, so that a problem is one clear
+    line, not a traceback from the server's start-up."""
+    from tokenrelay.server.app import make_store
+
+    store = make_store(settings)
+    try:
+        await store.start()
+    finally:
+        await store.close()
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
     model: Annotated[str | None, typer.Option(
         help="Default model, as provider/model (default: local, the bundled SmolLM2).")] = None,
-    database: Annotated[str | None, typer.Option(help="Database URL (not yet supported).")] = None,
+    database: Annotated[str | None, typer.Option(
+        help="SQLAlchemy URL: sqlite+aiosqlite:///./chat.db, postgresql+asyncpg://user@host/db, "
+             "or 'memory' for none. [default: SQLite in the user data directory]")] = None,
     redis: Annotated[str | None, typer.Option(help="Redis URL (not yet supported).")] = None,
     retention: Annotated[float | None, typer.Option(
         help="Seconds a finished stream stays readable. [default: 600]")] = None,
@@ -45,6 +60,7 @@ def serve(
     try:
         registry.resolve(settings.model)
         application = create_app(settings, registry)
+        asyncio.run(_check_store(settings))
     except TokenrelayError as exc:
         typer.echo(f"Error: {exc.message}", err=True)
         raise typer.Exit(2) from None

@@ -4,9 +4,21 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
-__all__ = ["Settings"]
+import platformdirs
+
+__all__ = ["Settings", "default_database_url", "MEMORY_DATABASE"]
+
+#: `--database memory`: conversations in process memory, gone on restart
+MEMORY_DATABASE = "memory"
+
+
+def default_database_url() -> str:
+    """SQLite in the user's data directory (e.g. ~/.local/share/tokenrelay)."""
+    path = Path(platformdirs.user_data_dir("tokenrelay", appauthor=False)) / "tokenrelay.db"
+    return f"sqlite+aiosqlite:///{path}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,6 +27,7 @@ class Settings:
     port: int = 8000
     #: the model used when a request names none; `local` is the bundled SmolLM2
     model: str = "local"
+    #: SQLAlchemy URL; None for the default SQLite file; `memory` for no persistence
     database: str | None = None
     redis: str | None = None
     #: seconds a finished stream stays readable (resume, late readers)
@@ -25,6 +38,10 @@ class Settings:
     abandon_after: float | None = None
     #: the reconnection time sent to EventSource clients (`retry:` field), in ms
     retry_ms: int = 1000
+
+    @property
+    def database_url(self) -> str:
+        return self.database or default_database_url()
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:

@@ -55,6 +55,7 @@ class Generation:
         self._finish: str = "stop"
         self._started = time.perf_counter()
         self._first_token: float | None = None
+        self._flushing: asyncio.Task[None] | None = None
 
     def cancel(self, reason: str = "cancelled") -> None:
         """Stop the provider at its next await; `reason` is `cancelled`, `abandoned`
@@ -111,13 +112,22 @@ class Generation:
                     if now - slice_start >= SLICE:
                         await asyncio.sleep(0)
                         slice_start = time.perf_counter()
-                    if now - flushed >= FLUSH_INTERVAL:
+                    if now - flushed >= FLUSH_INTERVAL and (
+                            self._flushing is None or self._flushing.done()):
+                        # In the background, one at a time: a slow database never
+                        # holds up the tokens.
                         flushed = now
-                        await self._store.update_message(self.message_id, content=self.text)
+                        self._flushing = asyncio.create_task(self._flush(self.text))
                 elif type(chunk) is Usage:
                     self._usage = chunk
                 elif type(chunk) is Finish:
                     self._finish = chunk.reason
+
+    async def _flush(self, text: str) -> None:
+        try:
+            await self._store.update_message(self.message_id, content=text)
+        except Exception:
+            log.exception("could not store the text of stream %s so far", self.stream_id)
 
     @property
     def text(self) -> str:
@@ -157,6 +167,8 @@ class Generation:
         if event == DONE:
             data.update(summary)
         data["length"] = self._length
+        if self._flushing is not None:  # the final write must land after it
+            await asyncio.wait([self._flushing])
         try:
             # Store first, then announce: a client that sees the end and reads the
             # conversation finds the final text and status.

@@ -8,11 +8,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from tokenrelay.chat import ChatService
-from tokenrelay.config import Settings
+from tokenrelay.config import MEMORY_DATABASE, Settings
 from tokenrelay.errors import TokenrelayError
 from tokenrelay.providers import Registry
 from tokenrelay.server import errors, routes
+from tokenrelay.store import Store
 from tokenrelay.store.memory import MemoryStore
+from tokenrelay.store.sql import SqlStore
 from tokenrelay.streams.memory import MemoryStreamLog
 
 
@@ -20,9 +22,12 @@ def _check_backends(settings: Settings) -> None:
     if settings.redis:
         raise TokenrelayError("--redis is not supported yet (the scale-out issue adds it): "
                               "drop the flag to use the in-process stream log.")
-    if settings.database:
-        raise TokenrelayError("--database is not supported yet (the persistence issue adds "
-                              "it): drop the flag to keep conversations in memory.")
+
+
+def make_store(settings: Settings) -> Store:
+    if settings.database_url == MEMORY_DATABASE:
+        return MemoryStore()
+    return SqlStore(settings.database_url)
 
 
 def create_app(settings: Settings | None = None, registry: Registry | None = None) -> FastAPI:
@@ -32,11 +37,13 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = make_store(settings)
+        await store.start()
         service = ChatService(
             settings,
             registry or Registry(),
             MemoryStreamLog(retention=settings.retention, heartbeat=settings.heartbeat),
-            MemoryStore(),
+            store,
         )
         app.state.service = service
         try:

@@ -11,7 +11,7 @@ from tokenrelay.chat import ChatInput, ChatService, StartedStream
 from tokenrelay.errors import NotFound, TokenrelayError
 from tokenrelay.providers import Message
 from tokenrelay.server.responses import EventStreamResponse
-from tokenrelay.server.schemas import ChatBody
+from tokenrelay.server.schemas import ChatBody, RegenerateBody, RenameBody
 from tokenrelay.store import Conversation
 from tokenrelay.streams import StreamNotFound
 
@@ -25,7 +25,7 @@ def _service(request: Request) -> ChatService:
 def _stream_response(service: ChatService, stream_id: str, after: int,
                      started: StartedStream | None = None) -> EventStreamResponse:
     headers = {"X-Stream-Id": stream_id}
-    if started is not None:
+    if started is not None and started.conversation_id is not None:
         headers["X-Conversation-Id"] = started.conversation_id
     return EventStreamResponse(
         service.streams.read(stream_id, after),
@@ -36,13 +36,21 @@ def _stream_response(service: ChatService, stream_id: str, after: int,
 
 @router.post("/api/chat", response_class=EventStreamResponse,
              responses={200: {"content": {"text/event-stream": {}}}})
-async def chat(body: ChatBody, request: Request) -> Response:
-    """Start an answer and stream it: `start`, a `delta` per token, then `done` or `error`."""
+async def chat(
+    body: ChatBody,
+    request: Request,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> Response:
+    """Start an answer and stream it: `start`, a `delta` per token, then `done` or `error`.
+
+    A repeated `Idempotency-Key` returns the stream the first request started, from
+    its beginning, instead of starting a second answer."""
     service = _service(request)
     started = await service.start(ChatInput(
         messages=[Message(m.role, m.content) for m in body.messages],
         model=body.model, conversation_id=body.conversation_id,
         max_tokens=body.max_tokens, temperature=body.temperature, options=body.options,
+        idempotency_key=idempotency_key,
     ))
     return _stream_response(service, started.stream_id, 0, started)
 
@@ -93,17 +101,24 @@ async def cancel_stream(stream_id: str, request: Request) -> dict[str, Any]:
     return {"stream_id": stream_id, "cancelled": cancelled}
 
 
-def _conversation_json(conversation: Conversation) -> dict[str, Any]:
+def _summary_json(conversation: Conversation) -> dict[str, Any]:
     return {
         "id": conversation.id,
         "title": conversation.title,
         "model": conversation.model,
         "created": conversation.created.isoformat(),
         "updated": conversation.updated.isoformat(),
+    }
+
+
+def _conversation_json(conversation: Conversation) -> dict[str, Any]:
+    return {
+        **_summary_json(conversation),
         "messages": [
             {
                 "id": m.id, "role": m.role, "content": m.content, "status": m.status,
                 "model": m.model, "created": m.created.isoformat(), "stream_id": m.stream_id,
+                "reply_to": m.reply_to,
                 "error": ({"code": m.error_code, "message": m.error_message}
                           if m.error_code else None),
                 "usage": m.usage, "timings": m.timings,
@@ -113,10 +128,50 @@ def _conversation_json(conversation: Conversation) -> dict[str, Any]:
     }
 
 
+@router.get("/api/conversations")
+async def list_conversations(
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> dict[str, Any]:
+    """Newest first; pass `next_cursor` back as `cursor` for the next page."""
+    page = await _service(request).conversations(limit=limit, cursor=cursor)
+    return {"conversations": [_summary_json(c) for c in page.conversations],
+            "next_cursor": page.next_cursor}
+
+
 @router.get("/api/conversations/{conversation_id}")
 async def get_conversation(conversation_id: str, request: Request) -> dict[str, Any]:
-    """The conversation with its messages, each with its status and text so far."""
+    """The conversation with its messages, each with its status and text so far.
+    Answers replaced by regenerate stay, as earlier versions with the same `reply_to`."""
     return _conversation_json(await _service(request).conversation(conversation_id))
+
+
+@router.patch("/api/conversations/{conversation_id}")
+async def rename_conversation(conversation_id: str, body: RenameBody,
+                              request: Request) -> dict[str, Any]:
+    return _conversation_json(await _service(request).rename(conversation_id, body.title))
+
+
+@router.delete("/api/conversations/{conversation_id}", status_code=204)
+async def delete_conversation(conversation_id: str, request: Request) -> Response:
+    """Delete it and its messages; an answer still streaming in it is stopped first."""
+    await _service(request).delete(conversation_id)
+    return Response(status_code=204)
+
+
+@router.post("/api/conversations/{conversation_id}/regenerate", response_class=EventStreamResponse,
+             responses={200: {"content": {"text/event-stream": {}}}})
+async def regenerate(conversation_id: str, request: Request,
+                     body: RegenerateBody | None = None) -> Response:
+    """A new answer to the last user message, streamed like /api/chat."""
+    body = body or RegenerateBody()
+    service = _service(request)
+    started = await service.regenerate(conversation_id, ChatInput(
+        messages=(), model=body.model, max_tokens=body.max_tokens,
+        temperature=body.temperature, options=body.options,
+    ))
+    return _stream_response(service, started.stream_id, 0, started)
 
 
 @router.get("/healthz")

@@ -23,3 +23,18 @@ class ChatBody(BaseModel):
     max_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
     options: dict[str, Any] = Field(default_factory=dict, description="provider options")
+
+
+class RenameBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=500)
+
+
+class RegenerateBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(None, min_length=1, description="default: the conversation's")
+    max_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    options: dict[str, Any] = Field(default_factory=dict)

@@ -1,18 +1,22 @@
 """Conversations and their messages, behind one interface.
 
-The in-memory store serves the core; the persistence issue adds SQLAlchemy stores
-behind the same interface, and nothing above it changes.
+`MemoryStore` keeps them in the process (tests, benchmarks: `--database memory`);
+`SqlStore` keeps them in SQLite (the default) or PostgreSQL through SQLAlchemy.
 """
 
 from __future__ import annotations
 
 import abc
+import base64
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-__all__ = ["Conversation", "Message", "Status", "Store", "new_id", "now"]
+__all__ = [
+    "Conversation", "Message", "Page", "Status", "Store", "new_id", "now",
+    "encode_cursor", "decode_cursor", "DEFAULT_OWNER",
+]
 
 Status = Literal["streaming", "complete", "cancelled", "error", "interrupted"]
 DEFAULT_OWNER = "default"
@@ -40,6 +44,8 @@ class Message:
     usage: dict[str, Any] | None = None
     timings: dict[str, Any] | None = None
     stream_id: str | None = None
+    #: for an answer: the user message it answers (regenerate adds answers to it)
+    reply_to: str | None = None
 
 
 @dataclass(slots=True)
@@ -52,8 +58,46 @@ class Conversation:
     model: str | None = None
     messages: list[Message] = field(default_factory=list)
 
+    def history(self) -> list[Message]:
+        """What the model sees: every message with text, each user message followed
+        only by its latest answer (earlier versions from regenerate are kept, unseen)."""
+        latest: dict[str, str] = {}
+        for message in self.messages:
+            if message.role == "assistant" and message.reply_to:
+                latest[message.reply_to] = message.id
+        return [
+            m for m in self.messages
+            if m.content and m.status != "streaming"
+            and not (m.role == "assistant" and m.reply_to and latest[m.reply_to] != m.id)
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    conversations: list[Conversation]
+    next_cursor: str | None
+
+
+def encode_cursor(conversation: Conversation) -> str:
+    raw = f"{conversation.updated.isoformat()}|{conversation.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """Raises ValueError for a cursor this server did not make."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, conversation_id = raw.split("|", 1)
+        return datetime.fromisoformat(stamp), conversation_id
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"bad cursor {cursor!r}") from exc
+
 
 class Store(abc.ABC):
+    async def start(self) -> None:
+        """Prepare the store (migrate the schema); mark answers that were streaming
+        when the last process died as `interrupted`."""
+
     @abc.abstractmethod
     async def create_conversation(self, *, title: str, model: str, owner: str) -> Conversation:
         ...
@@ -61,6 +105,20 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def get_conversation(self, conversation_id: str, *, owner: str) -> Conversation | None:
         """The conversation with its messages in order, or None."""
+
+    @abc.abstractmethod
+    async def list_conversations(self, *, owner: str, limit: int,
+                                 cursor: str | None = None) -> Page:
+        """Newest (last updated) first; `cursor` continues after a previous page."""
+
+    @abc.abstractmethod
+    async def rename_conversation(self, conversation_id: str, *, owner: str,
+                                  title: str) -> Conversation | None:
+        ...
+
+    @abc.abstractmethod
+    async def delete_conversation(self, conversation_id: str, *, owner: str) -> bool:
+        ...
 
     @abc.abstractmethod
     async def add_message(
@@ -72,6 +130,7 @@ class Store(abc.ABC):
         model: str | None = None,
         status: Status = "complete",
         stream_id: str | None = None,
+        reply_to: str | None = None,
     ) -> Message:
         ...
 
@@ -79,6 +138,11 @@ class Store(abc.ABC):
     async def update_message(self, message_id: str, **changes: Any) -> None:
         """Set the given fields (content, status, error_code, error_message, usage,
         timings) of an assistant message."""
+
+    @abc.abstractmethod
+    async def claim_idempotency_key(self, *, owner: str, key: str, stream_id: str) -> str | None:
+        """Record `key` for `stream_id`; if the owner already used the key, return the
+        stream it was recorded for (and record nothing)."""
 
     async def close(self) -> None:
         pass

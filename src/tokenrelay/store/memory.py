@@ -1,16 +1,24 @@
-"""Conversations kept in process memory: lost on restart (the core issue's store)."""
+"""Conversations kept in process memory: lost on restart (`--database memory`)."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-from tokenrelay.store import Conversation, Message, Status, Store, new_id, now
+from tokenrelay.store import (
+    Conversation, Message, Page, Status, Store, decode_cursor, encode_cursor, new_id, now,
+)
 
 
 class MemoryStore(Store):
     def __init__(self) -> None:
         self._conversations: dict[str, Conversation] = {}
         self._messages: dict[str, Message] = {}
+        self._keys: dict[tuple[str, str], str] = {}
+
+    def _owned(self, conversation_id: str, owner: str) -> Conversation | None:
+        conversation = self._conversations.get(conversation_id)
+        return conversation if conversation is not None and conversation.owner == owner else None
 
     async def create_conversation(self, *, title: str, model: str, owner: str) -> Conversation:
         created = now()
@@ -22,10 +30,42 @@ class MemoryStore(Store):
         return conversation
 
     async def get_conversation(self, conversation_id: str, *, owner: str) -> Conversation | None:
-        conversation = self._conversations.get(conversation_id)
-        if conversation is None or conversation.owner != owner:
+        conversation = self._owned(conversation_id, owner)
+        if conversation is None:
             return None
-        return conversation
+        # A copy, as a database would give: callers never share the live object.
+        return dataclasses.replace(
+            conversation, messages=[dataclasses.replace(m) for m in conversation.messages]
+        )
+
+    async def list_conversations(self, *, owner: str, limit: int,
+                                 cursor: str | None = None) -> Page:
+        ordered = sorted((c for c in self._conversations.values() if c.owner == owner),
+                         key=lambda c: (c.updated, c.id), reverse=True)
+        if cursor is not None:
+            after = decode_cursor(cursor)
+            ordered = [c for c in ordered if (c.updated, c.id) < after]
+        page = [dataclasses.replace(c, messages=[]) for c in ordered[:limit]]
+        more = len(ordered) > limit
+        return Page(page, encode_cursor(page[-1]) if more and page else None)
+
+    async def rename_conversation(self, conversation_id: str, *, owner: str,
+                                  title: str) -> Conversation | None:
+        conversation = self._owned(conversation_id, owner)
+        if conversation is None:
+            return None
+        conversation.title = title
+        conversation.updated = now()
+        return await self.get_conversation(conversation_id, owner=owner)
+
+    async def delete_conversation(self, conversation_id: str, *, owner: str) -> bool:
+        conversation = self._owned(conversation_id, owner)
+        if conversation is None:
+            return False
+        del self._conversations[conversation_id]
+        for message in conversation.messages:
+            self._messages.pop(message.id, None)
+        return True
 
     async def add_message(
         self,
@@ -36,11 +76,12 @@ class MemoryStore(Store):
         model: str | None = None,
         status: Status = "complete",
         stream_id: str | None = None,
+        reply_to: str | None = None,
     ) -> Message:
         conversation = self._conversations[conversation_id]
         message = Message(
             id=new_id("msg"), conversation_id=conversation_id, role=role, content=content,
-            created=now(), model=model, status=status, stream_id=stream_id,
+            created=now(), model=model, status=status, stream_id=stream_id, reply_to=reply_to,
         )
         conversation.messages.append(message)
         conversation.updated = message.created
@@ -50,7 +91,14 @@ class MemoryStore(Store):
         return message
 
     async def update_message(self, message_id: str, **changes: Any) -> None:
-        message = self._messages[message_id]
+        message = self._messages.get(message_id)
+        if message is None:  # its conversation was deleted while it streamed
+            return
         for name, value in changes.items():
             setattr(message, name, value)
-        self._conversations[message.conversation_id].updated = now()
+
+    async def claim_idempotency_key(self, *, owner: str, key: str, stream_id: str) -> str | None:
+        existing = self._keys.get((owner, key))
+        if existing is None:
+            self._keys[(owner, key)] = stream_id
+        return existing
