@@ -110,3 +110,34 @@ async def test_the_stored_text_is_flushed_while_it_streams(service: ChatService)
     assert answer.status == "streaming"
     assert answer.content.startswith("0 1 2 3 ")
     await service.cancel(started.stream_id)
+
+
+class CountingStore(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.updates = 0
+
+    async def update_message(self, message_id: str, **changes: object) -> None:
+        self.updates += 1
+        await super().update_message(message_id, **changes)
+
+
+async def test_the_answer_is_stored_in_batches_never_per_token() -> None:
+    from tokenrelay.providers.scripted import ScriptedProvider
+
+    store = CountingStore()
+    service = ChatService(Settings(model="scripted"), Registry({"scripted": ScriptedProvider}),
+                          MemoryStreamLog(), store)
+    text = "word " * 100
+    started = await service.start(ChatInput([Message("user", "x")],
+                                            options={"text": text, "delay_ms": 10}))
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    events = await _events(service, started.stream_id)
+    took = loop.time() - began
+    assert events[-1][0] == "done" and took > 1.0
+    # 100 tokens over >1 s: a flush at most every 500 ms, plus the final write.
+    assert store.updates <= int(took / 0.5) + 2
+    conversation = await service.conversation(started.conversation_id)
+    assert conversation.messages[-1].content == text
+    await service.shutdown()

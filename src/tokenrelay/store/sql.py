@@ -78,15 +78,34 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+#: the async driver for each supported database; a URL without one gets it
+_DRIVERS = {"sqlite": "aiosqlite", "postgresql": "asyncpg"}
+
+
+def _async_url(url: str) -> sa.URL:
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError:
+        raise DatabaseError(
+            f"--database {url!r} is not a database URL: use sqlite+aiosqlite:///path/chat.db, "
+            "postgresql+asyncpg://user@host/db, or memory."
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend not in _DRIVERS:
+        raise DatabaseError(f"--database {backend!r} is not supported: tokenrelay stores "
+                            "conversations in SQLite or PostgreSQL.")
+    return parsed.set(drivername=f"{backend}+{_DRIVERS[backend]}")
+
+
 def create_engine(url: str) -> AsyncEngine:
-    parsed = make_url(url)
+    parsed = _async_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(parsed, connect_args={"timeout": 30})
         sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_pre_ping=True)
+    return create_async_engine(parsed, pool_pre_ping=True)
 
 
 class SqlStore(Store):
