@@ -11,13 +11,25 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=O
 endif
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: run test install bench clean
+# Debian packages the tests start for real (PostgreSQL); installed when missing.
+SYSTEM_PACKAGES := postgresql
+
+.PHONY: run test install system-packages bench clean
 
 run: $(BIN)/.installed
 	$(BIN)/tokenrelay serve $(ARGS)
 
-test: $(BIN)/.installed
+test: $(BIN)/.installed system-packages
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+system-packages:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES); \
+	  else \
+	    echo "PostgreSQL is missing: sudo apt-get install $(SYSTEM_PACKAGES) (its tests are skipped until then)"; \
+	  fi; \
+	fi
 
 install: $(BIN)/.installed
 
