@@ -29,6 +29,7 @@ class BenchError(RuntimeError):
 class StreamResult:
     events: int  # SSE events, each ended by a blank line (LF LF or CRLF CRLF)
     deltas: int  # of them, `event: delta`
+    chunks: int  # HTTP chunks carrying them: uvicorn frames one ASGI `send` (one write) each
     body_bytes: int
     first_delta: float  # seconds from connect to the first complete delta event
     total: float  # seconds from connect to the terminal chunk
@@ -44,6 +45,11 @@ class StreamResult:
         """After the first delta: what the stream sustains once it flows."""
         span = self.total - self.first_delta
         return (self.deltas - 1) / span if span > 0 and self.deltas > 1 else float("nan")
+
+    @property
+    def events_per_chunk(self) -> float:
+        """How many events each write carried on average (1 when there is no coalescing)."""
+        return self.events / self.chunks if self.chunks else float("nan")
 
 
 class ChunkedBody:
@@ -164,6 +170,7 @@ def stream(host: str, port: int, path: str, body: bytes, *, recv_timeout: float 
     return StreamResult(
         events=whole.count(b"\n\n") + whole.count(b"\r\n\r\n"),
         deltas=deltas,
+        chunks=len(payloads),
         body_bytes=len(whole),
         first_delta=(first_delta - t0) if first_delta is not None else float("nan"),
         total=total,

@@ -81,6 +81,15 @@ class Provider(abc.ABC):
         """Raise `TokenrelayError` if a request for `model` cannot be served (say, no
         API key), so that the caller gets a 4xx instead of a stream that fails."""
 
+    def available_models(self, name: str) -> list[str]:
+        """Full model names (`name` or `name/model`) this provider can serve now, as
+        known without a network call; what a model picker offers."""
+        try:
+            self.check("")
+        except TokenrelayError:
+            return []
+        return [name]
+
     @abc.abstractmethod
     def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
         """Yield the answer as chunks; raise `ProviderError` for upstream failures.
@@ -136,6 +145,16 @@ class Registry:
             )
         self._instances[name] = provider
         return provider
+
+    def available_models(self) -> list[str]:
+        models: list[str] = []
+        for name in self.names:
+            try:
+                provider = self._instances.get(name) or self._load(name)
+                models += provider.available_models(name)
+            except Exception:  # a broken plugin must not hide the others
+                continue
+        return models
 
     def options(self, provider: Provider, options: Mapping[str, Any]) -> BaseModel:
         """Validate provider options; an unknown or bad one is a 422 that names it."""

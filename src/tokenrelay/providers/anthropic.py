@@ -95,6 +95,11 @@ class AnthropicProvider(Provider):
                 self._unavailable = f"Anthropic credentials could not be loaded: {exc}"
         self._client = client
 
+    def available_models(self, name: str) -> list[str]:
+        if self._client is None or not _has_credentials(self._client):
+            return []
+        return [EXAMPLE_MODEL]
+
     def check(self, model: str) -> None:
         if self._client is None or not _has_credentials(self._client):
             raise TokenrelayError(self._unavailable, code="provider_unavailable", status=400)

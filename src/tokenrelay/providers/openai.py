@@ -45,6 +45,13 @@ class OpenAIProvider(Provider):
                 code="provider_unavailable",
             )
 
+    def available_models(self, name: str) -> list[str]:
+        try:
+            self.check("")
+        except TokenrelayError:
+            return []
+        return [f"{name}/{DEFAULT_MODEL}"]
+
     @property
     def client(self) -> openai.AsyncOpenAI:
         if self._client is None:

@@ -11,7 +11,7 @@ from tokenrelay.chat import ChatService
 from tokenrelay.config import MEMORY_DATABASE, Settings
 from tokenrelay.errors import TokenrelayError
 from tokenrelay.providers import Registry
-from tokenrelay.server import errors, routes
+from tokenrelay.server import errors, page, routes
 from tokenrelay.store import Store
 from tokenrelay.store.memory import MemoryStore
 from tokenrelay.store.sql import SqlStore
@@ -54,4 +54,6 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app = FastAPI(title="tokenrelay", version="0.1.0", lifespan=lifespan)
     errors.install(app)
     app.include_router(routes.router)
+    app.include_router(page.router)
+    page.mount_assets(app)
     return app

@@ -174,6 +174,15 @@ async def regenerate(conversation_id: str, request: Request,
     return _stream_response(service, started.stream_id, 0, started)
 
 
+@router.get("/api/models")
+async def models(request: Request) -> dict[str, Any]:
+    """The models this server can serve now, and the one used when a request names none."""
+    service = _service(request)
+    available = service.registry.available_models()
+    default = service.settings.model
+    return {"default": default, "models": [default, *(m for m in available if m != default)]}
+
+
 @router.get("/healthz")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
