@@ -96,6 +96,9 @@ class Provider(abc.ABC):
 
         Cancelling the consuming task must stop the work within one token."""
 
+    async def warm(self, model: str) -> None:
+        """Get ready to serve `model` (load weights) before the first request asks."""
+
     async def aclose(self) -> None:
         """Release what the provider holds (models, HTTP pools); stop running work."""
 

@@ -106,11 +106,20 @@ class LocalProvider(Provider):
         return Llama(model_path=str(path), n_ctx=self._n_ctx, n_threads=self._n_threads,
                      verbose=False)
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
-        path = self._path(request.model)
+    def _model(self, name: str) -> _Model:
+        path = self._path(name)
         model = self._models.get(path)
         if model is None:
             model = self._models[path] = _Model(path, self._load)
+        return model
+
+    async def warm(self, model: str) -> None:
+        loaded = self._model(model)
+        async with loaded.lock:
+            await loaded.get()
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+        model = self._model(request.model)
         await model.lock.acquire()
         worker: asyncio.Future[None] | None = None
         stop = threading.Event()

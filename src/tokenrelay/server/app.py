@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,6 +17,8 @@ from tokenrelay.server import errors, page, routes
 from tokenrelay.store import Store
 from tokenrelay.store.memory import MemoryStore
 from tokenrelay.store.sql import SqlStore
+
+log = logging.getLogger("tokenrelay.server")
 from tokenrelay.streams.memory import MemoryStreamLog
 
 
@@ -28,6 +32,15 @@ def make_store(settings: Settings) -> Store:
     if settings.database_url == MEMORY_DATABASE:
         return MemoryStore()
     return SqlStore(settings.database_url)
+
+
+async def _warm(service: ChatService) -> None:
+    """Load the default model in the background, so the first answer starts fast."""
+    try:
+        provider, model = service.registry.resolve(service.settings.model)
+        await provider.warm(model)
+    except Exception:
+        log.exception("could not warm up %s; it loads on first use", service.settings.model)
 
 
 def create_app(settings: Settings | None = None, registry: Registry | None = None) -> FastAPI:
@@ -46,9 +59,11 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
             store,
         )
         app.state.service = service
+        warming = asyncio.create_task(_warm(service))
         try:
             yield
         finally:
+            warming.cancel()
             await service.shutdown()
 
     app = FastAPI(title="tokenrelay", version="0.1.0", lifespan=lifespan)
