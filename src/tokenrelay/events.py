@@ -6,8 +6,9 @@ into stream events (`start`, `delta`, `done`, `error`, DESIGN.md "Contract").
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Final, Literal
+import json
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
 
 FinishReason = Literal["stop", "length", "cancelled"]
 
@@ -41,3 +42,59 @@ class Finish:
 
 
 Chunk = TextDelta | Usage | Finish
+
+
+# --- stream events, as a client reads them (DESIGN.md "Contract") ----------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    id: int
+    stream_id: str
+    conversation_id: str
+    message_id: str
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    id: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    id: int
+    finish_reason: str
+    length: int
+    usage: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    id: int
+    code: str
+    message: str
+    length: int = 0
+
+
+StreamEvent = Start | Delta | Done | Error
+
+
+def parse_event(name: str, id: str, data: str) -> StreamEvent | None:
+    """A decoded SSE event as a typed stream event; None for a name it does not know
+    (a newer server may add events: readers skip them)."""
+    payload = json.loads(data)
+    seq = int(id) if id.isdigit() else 0
+    if name == DELTA:
+        return Delta(seq, payload["text"])
+    if name == START:
+        return Start(seq, payload["stream_id"], payload["conversation_id"],
+                     payload["message_id"], payload["model"])
+    if name == DONE:
+        return Done(seq, payload["finish_reason"], payload.get("length", 0),
+                    payload.get("usage") or {}, payload.get("timings") or {})
+    if name == ERROR:
+        return Error(seq, payload["code"], payload["message"], payload.get("length", 0))
+    return None
