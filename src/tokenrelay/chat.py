@@ -18,6 +18,7 @@ from tokenrelay.events import START
 from tokenrelay.generation import Generation
 from tokenrelay.providers import ChatRequest, Message, Provider, Registry
 from tokenrelay.store import DEFAULT_OWNER, Conversation, Page, Store, new_id
+from tokenrelay.store.null import NullStore
 from tokenrelay.streams import StreamLog, StreamNotFound
 
 log = logging.getLogger("tokenrelay.chat")
@@ -25,6 +26,7 @@ log = logging.getLogger("tokenrelay.chat")
 _TITLE_LENGTH = 80
 #: how long a repeated Idempotency-Key waits for the first request's stream to appear
 _CLAIM_WAIT = 2.0
+_NOTHING_KEPT = NullStore()
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,8 @@ class ChatInput:
     options: Mapping[str, Any] = field(default_factory=dict)
     owner: str = DEFAULT_OWNER
     idempotency_key: str | None = None
+    #: False: store nothing of this exchange (the client opted out)
+    persist: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,15 +88,16 @@ class ChatService:
             if existing is not None:
                 await self._await_stream(existing, chat.idempotency_key)
                 return StartedStream(existing)
+        store = self.store if chat.persist else _NOTHING_KEPT
         if conversation is None:
-            conversation = await self._new_conversation(chat, resolved.model)
+            conversation = await self._new_conversation(store, chat, resolved.model)
         history = [Message(m.role, m.content) for m in conversation.history()]  # type: ignore[arg-type]
         asked = None
         for message in chat.messages:
-            asked = await self.store.add_message(conversation.id, role=message.role,
-                                                 content=message.content)
+            asked = await store.add_message(conversation.id, role=message.role,
+                                            content=message.content)
         return await self._launch(
-            stream_id, conversation.id, resolved, (*history, *chat.messages), chat,
+            store, stream_id, conversation.id, resolved, (*history, *chat.messages), chat,
             reply_to=asked.id if asked is not None and asked.role == "user" else None,
         )
 
@@ -116,18 +121,18 @@ class ChatService:
                     message.role == "assistant" and message.reply_to == last_user.id):
                 continue
             history.append(Message(message.role, message.content))  # type: ignore[arg-type]
-        return await self._launch(new_id("st"), conversation.id, resolved, tuple(history), chat,
-                                  reply_to=last_user.id)
+        return await self._launch(self.store, new_id("st"), conversation.id, resolved,
+                                  tuple(history), chat, reply_to=last_user.id)
 
     def _resolve(self, model: str | None, options: Mapping[str, Any]) -> _Resolved:
         name = model or self.settings.model
         provider, submodel = self.registry.resolve(name)
         return _Resolved(name, provider, submodel, self.registry.options(provider, options))
 
-    async def _launch(self, stream_id: str, conversation_id: str, resolved: _Resolved,
-                      messages: tuple[Message, ...], chat: ChatInput,
+    async def _launch(self, store: Store, stream_id: str, conversation_id: str,
+                      resolved: _Resolved, messages: tuple[Message, ...], chat: ChatInput,
                       reply_to: str | None) -> StartedStream:
-        answer = await self.store.add_message(
+        answer = await store.add_message(
             conversation_id, role="assistant", content="", model=resolved.model,
             status="streaming", stream_id=stream_id, reply_to=reply_to,
         )
@@ -142,7 +147,7 @@ class ChatService:
                 model=resolved.submodel, messages=messages, max_tokens=chat.max_tokens,
                 temperature=chat.temperature, options=resolved.options,
             ),
-            streams=self.streams, store=self.store, abandon_after=self.settings.abandon_after,
+            streams=self.streams, store=store, abandon_after=self.settings.abandon_after,
         )
         self.streams.on_cancel(stream_id, generation.cancel)
         task = asyncio.create_task(generation.run(), name=f"generation {stream_id}")
@@ -167,10 +172,11 @@ class ChatService:
                     ) from None
                 await asyncio.sleep(0.02)
 
-    async def _new_conversation(self, chat: ChatInput, model: str) -> Conversation:
+    @staticmethod
+    async def _new_conversation(store: Store, chat: ChatInput, model: str) -> Conversation:
         first_user = next((m.content for m in chat.messages if m.role == "user"), "")
         title = " ".join(first_user.split())[:_TITLE_LENGTH] or "New chat"
-        return await self.store.create_conversation(title=title, model=model, owner=chat.owner)
+        return await store.create_conversation(title=title, model=model, owner=chat.owner)
 
     async def cancel(self, stream_id: str) -> bool:
         """Stop a generation. False if it had already finished."""

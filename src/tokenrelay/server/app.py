@@ -13,7 +13,7 @@ from tokenrelay.chat import ChatService
 from tokenrelay.config import MEMORY_DATABASE, Settings
 from tokenrelay.errors import TokenrelayError
 from tokenrelay.providers import Registry
-from tokenrelay.server import errors, page, routes
+from tokenrelay.server import errors, page, routes, v1
 from tokenrelay.store import Store
 from tokenrelay.store.memory import MemoryStore
 from tokenrelay.store.sql import SqlStore
@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app = FastAPI(title="tokenrelay", version="0.1.0", lifespan=lifespan)
     errors.install(app)
     app.include_router(routes.router)
+    app.include_router(v1.router)
     app.include_router(page.router)
     page.mount_assets(app)
     return app

@@ -14,8 +14,28 @@ from tokenrelay.errors import TokenrelayError
 log = logging.getLogger("tokenrelay.server")
 
 
+_TYPES = {400: "invalid_request_error", 401: "authentication_error",
+          403: "permission_error", 404: "not_found_error", 409: "conflict_error",
+          413: "invalid_request_error", 422: "invalid_request_error",
+          429: "rate_limit_error"}
+
+
 def error_response(status: int, code: str, message: str, **extra: object) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status)
+    """`{"error": {"code", "message"}}`, plus OpenAI's `type` and `param`, so that one
+    shape serves tokenrelay's clients and OpenAI SDKs alike."""
+    kind = _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    error = {"code": code, "message": message, "type": kind, "param": None, **extra}
+    return JSONResponse({"error": error}, status_code=status)
+
+
+def _openai_status(request: Request, status: int, code: str) -> int:
+    """On /v1, the status an OpenAI SDK maps to the right exception: 400 for invalid
+    input (BadRequestError), 404 for an unknown model (NotFoundError)."""
+    if not request.url.path.startswith("/v1/"):
+        return status
+    if code == "unknown_model":
+        return 404
+    return 400 if status == 422 else status
 
 
 def _describe(error: dict) -> str:
@@ -32,11 +52,12 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     details = [{"loc": [str(p) for p in e["loc"]], "msg": e["msg"], "type": e["type"]}
                for e in errors]
     message = "Invalid request: " + "; ".join(_describe(e) for e in errors) + "."
-    return error_response(422, "invalid_request", message, details=details)
+    status = _openai_status(request, 422, "invalid_request")
+    return error_response(status, "invalid_request", message, details=details)
 
 
 async def _tokenrelay_error(request: Request, exc: TokenrelayError) -> JSONResponse:
-    return error_response(exc.status, exc.code, exc.message)
+    return error_response(_openai_status(request, exc.status, exc.code), exc.code, exc.message)
 
 
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:

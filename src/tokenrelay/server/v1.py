@@ -1,0 +1,225 @@
+"""OpenAI-compatible API: POST /v1/chat/completions (streaming and not), GET /v1/models.
+
+Each call is a tokenrelay stream like any other (resumable and cancellable through
+/api/streams/{X-Stream-Id}); this module is only a translating reader of the log.
+Calls are stored as conversations unless the body says `"store": false`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Header, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from tokenrelay.chat import ChatInput, ChatService
+from tokenrelay.errors import InvalidRequest, TokenrelayError
+from tokenrelay.events import DELTA, DONE, ERROR, START
+from tokenrelay.providers import Message
+from tokenrelay.server.responses import EventStreamResponse
+from tokenrelay.sse import Decoder
+from tokenrelay.streams import StreamNotFound
+
+router = APIRouter(prefix="/v1")
+
+#: OpenAI parameters with no tokenrelay meaning: refused by name, never ignored.
+UNSUPPORTED = ("tools", "tool_choice", "functions", "function_call", "parallel_tool_calls",
+               "logprobs", "top_logprobs", "logit_bias", "audio", "prediction",
+               "web_search_options", "response_format", "modalities")
+#: OpenAI parameters passed to providers whose options have them, dropped for others.
+SAMPLING = ("top_p", "stop", "seed", "presence_penalty", "frequency_penalty")
+#: accepted and without effect here
+_IGNORED = ("user", "metadata", "service_tier", "store")
+
+
+class TextPart(BaseModel):
+    type: Literal["text"]
+    text: str
+
+
+class V1Message(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[TextPart] | None = None
+
+
+class StreamOptions(BaseModel):
+    include_usage: bool = False
+
+
+class CompletionBody(BaseModel):
+    # Extra fields are provider options (the SDK's `extra_body`).
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(min_length=1)
+    messages: list[V1Message] = Field(min_length=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    n: int | None = None
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    store: bool | None = None
+
+
+def _text(message: V1Message) -> str:
+    if isinstance(message.content, list):
+        return "".join(part.text for part in message.content)
+    return message.content or ""
+
+
+def _chat_input(body: CompletionBody, service: ChatService) -> ChatInput:
+    extra = dict(body.model_extra or {})
+    refused = [name for name in UNSUPPORTED if extra.get(name) not in (None, False)]
+    if extra.get("response_format") in ({"type": "text"},):
+        refused.remove("response_format")
+    if refused:
+        raise TokenrelayError(f"Not supported by tokenrelay: {', '.join(refused)}. "
+                              "It streams text answers only.", code="unsupported_parameter")
+    if body.n not in (None, 1):
+        raise TokenrelayError("n must be 1: tokenrelay streams one answer per request.",
+                              code="unsupported_parameter")
+    provider, _ = service.registry.resolve(body.model)
+    fields = provider.Options.model_fields
+    options = {k: v for k, v in extra.items()
+               if k not in UNSUPPORTED and k not in _IGNORED
+               and (k not in SAMPLING or (k in fields and v is not None))}
+    return ChatInput(
+        messages=[Message("system" if m.role == "developer" else m.role, _text(m))
+                  for m in body.messages],
+        model=body.model, max_tokens=body.max_completion_tokens or body.max_tokens,
+        temperature=body.temperature, options=options, persist=body.store is not False,
+    )
+
+
+def _usage(done: dict[str, Any]) -> dict[str, int]:
+    usage = done.get("usage") or {}
+    prompt, completion = usage.get("input_tokens") or 0, usage.get("output_tokens") or 0
+    return {"prompt_tokens": prompt, "completion_tokens": completion,
+            "total_tokens": prompt + completion}
+
+
+def _upstream_status(code: str) -> int:
+    return {"upstream_rate_limited": 429, "upstream_timeout": 504}.get(code, 502)
+
+
+class _Translator:
+    """Our events in, OpenAI `chat.completion.chunk`s out."""
+
+    def __init__(self, completion_id: str, created: int, model: str, include_usage: bool):
+        self._base = {"id": completion_id, "object": "chat.completion.chunk",
+                      "created": created, "model": model}
+        self._include_usage = include_usage
+
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return b"data: " + orjson.dumps({**self._base, "choices": [choice]}) + b"\n\n"
+
+    def translate(self, name: str, data: dict[str, Any]) -> bytes:
+        if name == DELTA:
+            return self._chunk({"content": data["text"]})
+        if name == START:
+            return self._chunk({"role": "assistant", "content": ""})
+        if name == DONE:
+            out = self._chunk({}, data["finish_reason"])
+            if self._include_usage:
+                out += b"data: " + orjson.dumps(
+                    {**self._base, "choices": [], "usage": _usage(data)}) + b"\n\n"
+            return out + b"data: [DONE]\n\n"
+        if name == ERROR:
+            error = {"message": data["message"], "type": "upstream_error", "param": None,
+                     "code": data["code"]}
+            return b"data: " + orjson.dumps({"error": error}) + b"\n\n"
+        return b""
+
+
+async def _events(service: ChatService, stream_id: str) -> AsyncIterator[list[tuple[str, dict]]]:
+    decoder = Decoder()
+    async for chunk in service.streams.read(stream_id, 0):
+        events = [(e.event, orjson.loads(e.data)) for e in decoder.feed(chunk)]
+        if events:
+            yield events
+
+
+@router.post("/chat/completions")
+async def chat_completions(
+    body: CompletionBody, request: Request,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> Response:
+    service: ChatService = request.app.state.service
+    chat = dataclasses.replace(_chat_input(body, service), idempotency_key=idempotency_key)
+    started = await service.start(chat)
+    created = int(time.time())
+    completion_id = f"chatcmpl-{started.stream_id}"
+    headers = {"X-Stream-Id": started.stream_id}
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        translator = _Translator(completion_id, created, body.model, include_usage)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            ended = False
+            try:
+                async for events in _events(service, started.stream_id):
+                    ended = any(name in (DONE, ERROR) for name, _ in events)
+                    yield b"".join(translator.translate(name, data) for name, data in events)
+            finally:
+                if not ended:
+                    asyncio.get_running_loop().create_task(
+                        _stop_if_unread(service, started.stream_id))
+
+        return EventStreamResponse(chunks(), headers=headers)
+    return await _complete(service, started.stream_id, completion_id, created, body.model, headers)
+
+
+async def _stop_if_unread(service: ChatService, stream_id: str) -> None:
+    """An OpenAI client that hangs up means "stop" (that is how their API behaves, and
+    how tokenrelay's own `openai` provider cancels): unless someone else is reading it
+    through /api/streams, the generation stops."""
+    try:
+        if (await service.streams.info(stream_id)).readers == 0:
+            await service.cancel(stream_id)
+    except (TokenrelayError, StreamNotFound):
+        pass  # it has ended, and may be gone
+
+
+async def _complete(service: ChatService, stream_id: str, completion_id: str, created: int,
+                    model: str, headers: dict[str, str]) -> Response:
+    parts: list[str] = []
+    async for events in _events(service, stream_id):
+        for name, data in events:
+            if name == DELTA:
+                parts.append(data["text"])
+            elif name == ERROR:
+                raise TokenrelayError(data["message"], code=data["code"],
+                                      status=_upstream_status(data["code"]))
+            elif name == DONE:
+                answer = {
+                    "id": completion_id, "object": "chat.completion", "created": created,
+                    "model": model,
+                    "choices": [{"index": 0, "finish_reason": data["finish_reason"],
+                                 "logprobs": None,
+                                 "message": {"role": "assistant", "content": "".join(parts),
+                                             "refusal": None}}],
+                    "usage": _usage(data),
+                }
+                return Response(orjson.dumps(answer), media_type="application/json",
+                                headers=headers)
+    raise InvalidRequest("The stream ended without an answer.", code="stream_incomplete",
+                         status=502)
+
+
+@router.get("/models")
+async def list_models(request: Request) -> dict[str, Any]:
+    service: ChatService = request.app.state.service
+    models = service.registry.available_models()
+    default = service.settings.model
+    names = [default, *(m for m in models if m != default)]
+    return {"object": "list", "data": [
+        {"id": name, "object": "model", "created": 0, "owned_by": "tokenrelay"} for name in names
+    ]}
