@@ -27,6 +27,8 @@ _TITLE_LENGTH = 80
 #: how long a repeated Idempotency-Key waits for the first request's stream to appear
 _CLAIM_WAIT = 2.0
 _NOTHING_KEPT = NullStore()
+_PRODUCER_LOST = ("The process generating this answer stopped (crash, kill or lost host); "
+                  "the text streamed until then is kept.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +222,31 @@ class ChatService:
             raise NotFound(f"No conversation {conversation_id!r}.", code="conversation_not_found")
 
     # --- lifecycle -------------------------------------------------------------------
+
+    async def reap(self) -> int:
+        """Mark answers whose generating process is gone as `interrupted`, with the
+        text they had: at start-up (a crash, a kill -9) and, with a shared stream log,
+        now and then (a lost worker or host). Returns how many."""
+        reaped = 0
+        for message in await self.store.streaming_messages():
+            if message.stream_id in self._running:
+                continue
+            if message.stream_id and await self.streams.producer_alive(message.stream_id):
+                continue
+            orphan = None
+            if message.stream_id:
+                orphan = await self.streams.end_orphan(
+                    message.stream_id, "producer_lost", _PRODUCER_LOST)
+            # The stream log may hold more than the last batched write to the store.
+            text = max(orphan.text if orphan else "", message.content, key=len)
+            await self.store.update_message(
+                message.id, status="interrupted", content=text,
+                error_code="producer_lost", error_message=_PRODUCER_LOST)
+            reaped += 1
+        if reaped:
+            log.warning("marked %d answer(s) left streaming by a lost process as interrupted",
+                        reaped)
+        return reaped
 
     async def end_generations(self, timeout: float = 5.0) -> None:
         """Stop every running generation; each ends its stream with an `error` event

@@ -19,16 +19,22 @@ def _main() -> None:
     """tokenrelay: resumable, cancellable LLM streams."""
 
 
-async def _check_store(settings: Settings) -> None:
-    """Migrate and check the database before serving, so that a problem is one clear
-    line, not a traceback from the server's start-up."""
-    from tokenrelay.server.app import make_store
+async def _check_backends(settings: Settings) -> None:
+    """Migrate and check the database, and reach Redis, before serving, so that a
+    problem is one clear line, not a traceback from the server's start-up."""
+    from tokenrelay.server.app import make_store, make_streams
 
     store = make_store(settings)
     try:
         await store.start()
     finally:
         await store.close()
+    if settings.redis:
+        streams = make_streams(settings)
+        try:
+            await streams.start()
+        finally:
+            await streams.close()
 
 
 @app.command()
@@ -40,7 +46,10 @@ def serve(
     database: Annotated[str | None, typer.Option(
         help="SQLAlchemy URL: sqlite+aiosqlite:///./chat.db, postgresql+asyncpg://user@host/db, "
              "or 'memory' for none. [default: SQLite in the user data directory]")] = None,
-    redis: Annotated[str | None, typer.Option(help="Redis URL (not yet supported).")] = None,
+    redis: Annotated[str | None, typer.Option(
+        help="Redis URL (redis://host:6379/0): a stream log shared by many processes.")] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="Server processes; more than one needs --redis. [default: 1]")] = None,
     retention: Annotated[float | None, typer.Option(
         help="Seconds a finished stream stays readable. [default: 600]")] = None,
     abandon_after: Annotated[float | None, typer.Option(
@@ -53,18 +62,47 @@ def serve(
 
     settings = Settings.from_env(
         host=host, port=port, model=model, database=database, redis=redis,
-        retention=retention, abandon_after=abandon_after,
+        retention=retention, abandon_after=abandon_after, workers=workers,
     )
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     registry = Registry()
     try:
         registry.resolve(settings.model)
         application = create_app(settings, registry)
-        asyncio.run(_check_store(settings))
+        asyncio.run(_check_backends(settings))
     except TokenrelayError as exc:
         typer.echo(f"Error: {exc.message}", err=True)
         raise typer.Exit(2) from None
     runner.run(application, settings, log_level=log_level)
+
+
+@app.command()
+def chat(
+    prompt: Annotated[str | None, typer.Argument(
+        help="Ask this, print the answer and exit. Without it: an interactive chat "
+             "(or the prompt is read from stdin when stdin is not a terminal).")] = None,
+    url: Annotated[str, typer.Option(
+        envvar="TOKENRELAY_URL", help="The tokenrelay server.")] = "http://127.0.0.1:8000",
+    model: Annotated[str | None, typer.Option(
+        help="Model, as provider/model. [default: the server's]")] = None,
+    option: Annotated[list[str] | None, typer.Option(
+        "-o", "--option", metavar="KEY=VALUE",
+        help="A provider option, repeatable; the value is JSON when it parses "
+             "(-o delay_ms=50), else a string.")] = None,
+    continue_id: Annotated[str | None, typer.Option(
+        "--continue", "-c", metavar="CONVERSATION_ID",
+        help="Continue a stored conversation (its messages are shown first).")] = None,
+) -> None:
+    """Chat in the terminal, the answer streamed live. Ctrl-C stops an answer."""
+    from tokenrelay import terminal
+
+    try:
+        options = terminal.parse_options(option or [])
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'-o'") from None
+    config = terminal.ChatConfig(url=url, model=model, options=options,
+                                 conversation_id=continue_id)
+    raise typer.Exit(terminal.run(config, prompt))
 
 
 if __name__ == "__main__":

@@ -38,6 +38,11 @@ class Settings:
     abandon_after: float | None = None
     #: the reconnection time sent to EventSource clients (`retry:` field), in ms
     retry_ms: int = 1000
+    #: with --redis: seconds after which a generating process that stopped renewing
+    #: its lease is judged lost (it renews every lease / 3)
+    lease: float = 6.0
+    #: server processes (more than one needs --redis)
+    workers: int = 1
 
     @property
     def database_url(self) -> str:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable
+from types import FrameType
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -19,13 +22,38 @@ from tokenrelay.store.memory import MemoryStore
 from tokenrelay.store.sql import SqlStore
 
 log = logging.getLogger("tokenrelay.server")
+from tokenrelay.streams import StreamLog
 from tokenrelay.streams.memory import MemoryStreamLog
 
 
-def _check_backends(settings: Settings) -> None:
+def check_settings(settings: Settings) -> None:
+    if settings.workers < 1:
+        raise TokenrelayError("--workers must be at least 1.")
+    if settings.workers > 1 and not settings.redis:
+        raise TokenrelayError(
+            f"--workers {settings.workers} needs --redis URL: a stream lives in the process "
+            "that generates it, and only a shared stream log lets another worker serve its "
+            "readers, resume and cancel.")
+
+
+def make_streams(settings: Settings) -> StreamLog:
     if settings.redis:
-        raise TokenrelayError("--redis is not supported yet (the scale-out issue adds it): "
-                              "drop the flag to use the in-process stream log.")
+        from tokenrelay.streams.redis import RedisStreamLog
+
+        return RedisStreamLog(settings.redis, retention=settings.retention,
+                              heartbeat=settings.heartbeat, lease=settings.lease)
+    return MemoryStreamLog(retention=settings.retention, heartbeat=settings.heartbeat)
+
+
+async def _reap_now_and_then(service: ChatService, every: float) -> None:
+    """With a shared log, a worker or host can die while others live: look for its
+    orphaned answers every lease period."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await service.reap()
+        except Exception:
+            log.exception("reaping orphaned streams failed; retrying")
 
 
 def make_store(settings: Settings) -> Store:
@@ -43,27 +71,63 @@ async def _warm(service: ChatService) -> None:
         log.exception("could not warm up %s; it loads on first use", service.settings.model)
 
 
+def _end_streams_on_exit_signal(service: ChatService) -> Callable[[], None]:
+    """uvicorn waits for open connections before the lifespan shutdown runs, and an
+    open stream would hold it until its timeout and then be cut. So on SIGTERM/SIGINT
+    the generations are ended at once: every reader gets its `error` event (`code:
+    shutdown`) and finishes, and uvicorn's own handler carries on with its shutdown.
+    Returns a function that puts the previous handlers back."""
+    loop = asyncio.get_running_loop()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def handle(sig: int, frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(lambda: loop.create_task(service.end_generations()))
+        handler = previous[sig]
+        if callable(handler):
+            handler(sig, frame)
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None  # signals are the main thread's (tests run apps elsewhere)
+    for sig in previous:
+        signal.signal(sig, handle)
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            if signal.getsignal(sig) is handle:
+                signal.signal(sig, handler)
+
+    return restore
+
+
+def app_from_env() -> FastAPI:
+    """The app with settings from TOKENRELAY_* variables (each `--workers` process)."""
+    return create_app(Settings.from_env())
+
+
 def create_app(settings: Settings | None = None, registry: Registry | None = None) -> FastAPI:
     """Build the app; its lifespan makes the service and ends every stream on shutdown."""
     settings = settings or Settings.from_env()
-    _check_backends(settings)
+    check_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = make_store(settings)
         await store.start()
-        service = ChatService(
-            settings,
-            registry or Registry(),
-            MemoryStreamLog(retention=settings.retention, heartbeat=settings.heartbeat),
-            store,
-        )
+        streams = make_streams(settings)
+        await streams.start()
+        service = ChatService(settings, registry or Registry(), streams, store)
         app.state.service = service
-        warming = asyncio.create_task(_warm(service))
+        await service.reap()
+        background = [asyncio.create_task(_warm(service))]
+        if settings.redis:
+            background.append(asyncio.create_task(_reap_now_and_then(service, settings.lease)))
+        restore = _end_streams_on_exit_signal(service)
         try:
             yield
         finally:
-            warming.cancel()
+            restore()
+            for task in background:
+                task.cancel()
             await service.shutdown()
 
     app = FastAPI(title="tokenrelay", version="0.1.0", lifespan=lifespan)

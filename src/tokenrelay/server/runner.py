@@ -1,8 +1,9 @@
-"""Run the app under uvicorn, ending every stream explicitly on SIGTERM/SIGINT."""
+"""Run the app under uvicorn: one process, or `--workers N` processes on one socket."""
 
 from __future__ import annotations
 
-import socket
+import os
+from dataclasses import fields
 
 import uvicorn
 from fastapi import FastAPI
@@ -10,25 +11,21 @@ from fastapi import FastAPI
 from tokenrelay.config import Settings
 
 
-class _Server(uvicorn.Server):
-    """uvicorn waits for open connections before the lifespan shutdown runs, and an
-    open stream would hold it until its timeout, then be cut. So the generations are
-    ended first: every reader gets its `error` event (`code: shutdown`) and finishes."""
-
-    def __init__(self, config: uvicorn.Config, app: FastAPI):
-        super().__init__(config)
-        self._app = app
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        service = getattr(self._app.state, "service", None)
-        if service is not None:
-            await service.end_generations()
-        await super().shutdown(sockets)
-
-
 def run(app: FastAPI, settings: Settings, *, log_level: str = "info") -> None:
-    config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_level=log_level,
-        loop="uvloop", http="httptools", timeout_graceful_shutdown=10,
-    )
-    _Server(config, app).run()
+    if settings.workers > 1:
+        _run_workers(settings, log_level)
+        return
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level,
+                loop="uvloop", http="httptools", timeout_graceful_shutdown=10)
+
+
+def _run_workers(settings: Settings, log_level: str) -> None:
+    """uvicorn's supervisor starts each worker from an import string; the workers
+    read their settings from TOKENRELAY_* variables, set here from the flags."""
+    for field in fields(Settings):
+        value = getattr(settings, field.name)
+        if value is not None:
+            os.environ[f"TOKENRELAY_{field.name.upper()}"] = str(value)
+    uvicorn.run("tokenrelay.server.app:app_from_env", factory=True, workers=settings.workers,
+                host=settings.host, port=settings.port, log_level=log_level,
+                loop="uvloop", http="httptools", timeout_graceful_shutdown=10)

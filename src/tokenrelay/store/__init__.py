@@ -95,8 +95,11 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 class Store(abc.ABC):
     async def start(self) -> None:
-        """Prepare the store (migrate the schema); mark answers that were streaming
-        when the last process died as `interrupted`."""
+        """Prepare the store (migrate the schema)."""
+
+    @abc.abstractmethod
+    async def streaming_messages(self) -> list[Message]:
+        """Answers stored as `streaming`: live ones, and those whose process died."""
 
     @abc.abstractmethod
     async def create_conversation(self, *, title: str, model: str, owner: str) -> Conversation:

@@ -97,6 +97,9 @@ class MemoryStore(Store):
         for name, value in changes.items():
             setattr(message, name, value)
 
+    async def streaming_messages(self) -> list[Message]:
+        return [dataclasses.replace(m) for m in self._messages.values() if m.status == "streaming"]
+
     async def claim_idempotency_key(self, *, owner: str, key: str, stream_id: str) -> str | None:
         existing = self._keys.get((owner, key))
         if existing is None:

@@ -38,5 +38,8 @@ class NullStore(Store):
     async def update_message(self, message_id: str, **changes: Any) -> None:
         pass
 
+    async def streaming_messages(self) -> list[Message]:
+        return []
+
     async def claim_idempotency_key(self, *, owner: str, key: str, stream_id: str) -> str | None:
         return None

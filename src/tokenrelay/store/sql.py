@@ -117,11 +117,6 @@ class SqlStore(Store):
         try:
             async with self._engine.begin() as connection:
                 await connection.run_sync(_migrate)
-            async with self._engine.begin() as connection:
-                await connection.execute(
-                    messages.update().where(messages.c.status == "streaming")
-                    .values(status="interrupted")
-                )
         except DatabaseError:
             raise
         except (OSError, sa.exc.SQLAlchemyError) as exc:
@@ -229,6 +224,12 @@ class SqlStore(Store):
         async with self._engine.begin() as connection:
             await connection.execute(
                 messages.update().where(messages.c.id == message_id).values(**changes))
+
+    async def streaming_messages(self) -> list[Message]:
+        async with self._engine.connect() as connection:
+            rows = await connection.execute(
+                messages.select().where(messages.c.status == "streaming"))
+            return [_message(r) for r in rows]
 
     async def claim_idempotency_key(self, *, owner: str, key: str, stream_id: str) -> str | None:
         try:

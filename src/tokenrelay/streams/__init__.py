@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["StreamLog", "StreamInfo", "StreamNotFound", "StreamExists"]
+__all__ = ["Orphan", "StreamLog", "StreamInfo", "StreamNotFound", "StreamExists"]
 
 
 class StreamNotFound(LookupError):
@@ -22,6 +22,14 @@ class StreamNotFound(LookupError):
 
 class StreamExists(ValueError):
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class Orphan:
+    """A stream ended for its lost producer: its `start` data and the text it had."""
+
+    start: dict[str, Any]
+    text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +42,9 @@ class StreamInfo:
 
 
 class StreamLog(abc.ABC):
+    async def start(self) -> None:
+        """Connect and start background work (a no-op in one process)."""
+
     @abc.abstractmethod
     async def create(self, stream_id: str) -> None:
         """Start an empty stream. Raises StreamExists if the id is taken."""
@@ -62,6 +73,21 @@ class StreamLog(abc.ABC):
     @abc.abstractmethod
     def on_cancel(self, stream_id: str, callback: Callable[[], None]) -> None:
         """Register the producer's callback for `request_cancel` (from any reader)."""
+
+    async def producer_alive(self, stream_id: str) -> bool:
+        """Whether a process is still generating this stream. In one process the
+        generation lives here, so an unfinished stream it does not know has none."""
+        try:
+            return not (await self.info(stream_id)).finished
+        except StreamNotFound:
+            return False
+
+    async def end_orphan(self, stream_id: str, code: str, message: str, *,
+                         known: int = 0) -> Orphan | None:
+        """If the stream's producer is gone, end it with an `error` event (if nobody
+        has) and return what it had, for the store; None while it has a producer.
+        In one process there is nothing to end: a stream dies with its process."""
+        return None
 
     async def close(self) -> None:
         """Release resources (background tasks, connections)."""

@@ -78,14 +78,27 @@ class MemoryStreamLog(StreamLog):
         if stream.finished:
             raise ValueError(f"stream {stream_id} has already finished")
         seq = len(stream.events) + 1
-        stream.events.append(sse.encode_json(orjson.dumps(data), event, seq))
-        if event in TERMINAL_EVENTS:
+        self._add(stream, sse.encode_json(orjson.dumps(data), event, seq), event in TERMINAL_EVENTS)
+        return seq
+
+    def encoded(self, stream_id: str, seq: int) -> bytes:
+        """The bytes of event `seq`, as every reader gets them."""
+        return self._get(stream_id).events[seq - 1]
+
+    def add_encoded(self, stream_id: str, encoded: bytes, terminal: bool) -> int:
+        """Append an event encoded elsewhere (a mirror of another process's stream)."""
+        stream = self._get(stream_id)
+        self._add(stream, encoded, terminal)
+        return len(stream.events)
+
+    def _add(self, stream: _Stream, encoded: bytes, terminal: bool) -> None:
+        stream.events.append(encoded)
+        if terminal:
             stream.finished = True
             stream.cancel = None
             stream.expires = time.monotonic() + self.retention
         if stream.waiters:
             stream.wake()
-        return seq
 
     async def read(self, stream_id: str, after: int = 0) -> AsyncIterator[bytes]:
         stream = self._get(stream_id)

@@ -1,0 +1,327 @@
+"""The stream log on Redis Streams, for many processes on many hosts (`--redis URL`).
+
+Each process keeps the streams it generates in memory too (the in-process log), so its
+own readers never wait on Redis; every event also goes to a Redis stream, `XADD` with
+the event's sequence number as the entry id (`0-<seq>`), in small pipelined batches.
+A reader in another process gets a local mirror fed by one `XREAD BLOCK` tail per
+stream. Cancel travels by pub/sub to whichever process generates the stream.
+
+Producer loss: the generating process renews a lease key every `lease / 3` seconds.
+A tail that finds no lease ends the stream with an `error` event (`producer_lost`), once
+(a `SET NX` claim decides who writes it), and the store marks the answer interrupted.
+
+Redis restart: the producer keeps every event in memory; when Redis comes back it
+re-sends what Redis lacks (from Redis's last entry on), and tails reconnect and go on
+from where they were. Nothing is lost while the producer lives; tails wait a full
+lease after reconnecting before they judge a producer lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError, ResponseError
+
+from tokenrelay import sse
+from tokenrelay.errors import TokenrelayError
+from tokenrelay.events import ERROR, TERMINAL_EVENTS
+from tokenrelay.sse import Decoder
+from tokenrelay.streams import Orphan, StreamExists, StreamInfo, StreamLog, StreamNotFound
+from tokenrelay.streams.memory import MemoryStreamLog
+
+log = logging.getLogger("tokenrelay.streams.redis")
+
+CANCEL_CHANNEL = "tokenrelay:cancel"
+#: cap on a stream's length in Redis (a safety net; answers are far shorter)
+MAX_EVENTS = 1_000_000
+#: a live stream's keys expire this long after the last write, if never finished
+LIVE_TTL = 3600
+
+
+def _events_key(stream_id: str) -> str:
+    return f"tokenrelay:{{{stream_id}}}:events"
+
+
+def _lease_key(stream_id: str) -> str:
+    return f"tokenrelay:{{{stream_id}}}:lease"
+
+
+def _lost_key(stream_id: str) -> str:
+    return f"tokenrelay:{{{stream_id}}}:lost"
+
+
+def _reading_key(stream_id: str) -> str:
+    return f"tokenrelay:{{{stream_id}}}:reading"
+
+
+def _seq(entry_id: bytes) -> int:
+    return int(entry_id.split(b"-", 1)[1])
+
+
+class _Producing:
+    """A stream this process generates: what Redis has of it, and what it lacks."""
+
+    def __init__(self) -> None:
+        self.written = 0  # events Redis is known to have
+        self.total = 0  # events appended locally
+        self.finished = False
+        self.wake = asyncio.Event()
+        self.flusher: asyncio.Task[None] | None = None
+        self.cancel: Callable[[], None] | None = None
+
+
+class RedisStreamLog(StreamLog):
+    def __init__(self, url: str, *, retention: float = 600.0, heartbeat: float = 15.0,
+                 lease: float = 6.0):
+        self.retention, self.lease = retention, lease
+        self._redis = aioredis.from_url(url, max_connections=None)
+        self._local = MemoryStreamLog(retention=retention, heartbeat=heartbeat)
+        self._producing: dict[str, _Producing] = {}
+        self._tails: dict[str, asyncio.Task[None]] = {}
+        self._owner = f"{socket.gethostname()}:{os.getpid()}"
+        self._background: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        """Check Redis answers; start the lease renewer and the cancel listener."""
+        try:
+            await self._redis.ping()
+        except RedisError as exc:
+            raise TokenrelayError(f"Cannot reach Redis: {exc}. Start redis-server, or drop "
+                                  "--redis to keep streams in this process.",
+                                  code="redis_unavailable", status=503) from exc
+        self._background = [asyncio.create_task(self._renew_leases()),
+                            asyncio.create_task(self._listen_for_cancels())]
+
+    # --- producing --------------------------------------------------------------------
+
+    async def create(self, stream_id: str) -> None:
+        claimed = await self._redis.set(_lease_key(stream_id), self._owner,
+                                        ex=max(1, round(self.lease)), nx=True)
+        if not claimed:
+            raise StreamExists(stream_id)
+        await self._local.create(stream_id)
+        producing = self._producing[stream_id] = _Producing()
+        producing.flusher = asyncio.create_task(self._flush(stream_id, producing))
+
+    async def append(self, stream_id: str, event: str, data: dict[str, Any]) -> int:
+        seq = await self._local.append(stream_id, event, data)
+        producing = self._producing[stream_id]
+        producing.total = seq
+        producing.finished = event in TERMINAL_EVENTS
+        producing.wake.set()
+        return seq
+
+    async def _flush(self, stream_id: str, producing: _Producing) -> None:
+        """Send what Redis lacks, in batches, until the terminal event is there."""
+        backoff = 0.05
+        while True:
+            await producing.wake.wait()
+            producing.wake.clear()
+            try:
+                while producing.written < producing.total:
+                    await self._send(stream_id, producing)
+                backoff = 0.05
+            except RedisError as exc:
+                log.warning("Redis write for %s failed (%s); retrying", stream_id, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                await self._resync(stream_id, producing)
+                producing.wake.set()
+                continue
+            if producing.finished and producing.written == producing.total:
+                self._producing.pop(stream_id, None)
+                return
+
+    async def _send(self, stream_id: str, producing: _Producing) -> None:
+        key = _events_key(stream_id)
+        upto = producing.total
+        pipe = self._redis.pipeline(transaction=False)
+        for seq in range(producing.written + 1, upto + 1):
+            terminal = producing.finished and seq == producing.total
+            pipe.xadd(key, {"e": self._local.encoded(stream_id, seq), "t": b"1" if terminal else b"0"},
+                      id=f"0-{seq}", maxlen=MAX_EVENTS, approximate=True)
+        if producing.finished and upto == producing.total:
+            pipe.expire(key, max(1, round(self.retention)))
+            pipe.delete(_lease_key(stream_id))
+        else:
+            pipe.expire(key, LIVE_TTL)
+        results = await pipe.execute(raise_on_error=False)
+        for result in results:
+            if isinstance(result, ResponseError) and "equal or smaller" not in str(result):
+                raise result
+        producing.written = upto
+
+    async def _resync(self, stream_id: str, producing: _Producing) -> None:
+        """After a failure: learn what Redis really has (nothing, after a restart
+        without persistence) and send from there."""
+        with contextlib.suppress(RedisError):
+            last = await self._redis.xrevrange(_events_key(stream_id), count=1)
+            producing.written = _seq(last[0][0]) if last else 0
+            await self._redis.set(_lease_key(stream_id), self._owner,
+                                  ex=max(1, round(self.lease)))
+
+    async def _renew_leases(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            live = [s for s, p in self._producing.items() if not p.finished]
+            if not live:
+                continue
+            with contextlib.suppress(RedisError):
+                pipe = self._redis.pipeline(transaction=False)
+                for stream_id in live:
+                    pipe.set(_lease_key(stream_id), self._owner, ex=max(1, round(self.lease)))
+                await pipe.execute()
+
+    # --- reading ----------------------------------------------------------------------
+
+    async def read(self, stream_id: str, after: int = 0) -> AsyncIterator[bytes]:
+        if stream_id not in self._producing:
+            await self._mirror(stream_id)
+        async for chunk in self._local.read(stream_id, after):
+            yield chunk
+
+    async def _mirror(self, stream_id: str) -> None:
+        try:
+            await self._local.info(stream_id)
+            return  # produced here earlier, or mirrored already
+        except StreamNotFound:
+            pass
+        if not await self._redis.exists(_events_key(stream_id)):
+            raise StreamNotFound(stream_id)
+        with contextlib.suppress(StreamExists):
+            await self._local.create(stream_id)
+            self._tails[stream_id] = asyncio.create_task(self._tail(stream_id))
+
+    async def _tail(self, stream_id: str) -> None:
+        """Copy a stream generated elsewhere into the local mirror, and watch its
+        producer's lease."""
+        key, last, backoff = _events_key(stream_id), 0, 0.05
+        trusted_from = time.monotonic()  # judge no lease before a lease has passed
+        try:
+            while True:
+                try:
+                    await self._redis.set(_reading_key(stream_id), 1, ex=3)
+                    found = await self._redis.xread({key: f"0-{last}"}, count=1000, block=1000)
+                    backoff = 0.05
+                except RedisError as exc:
+                    log.warning("Redis read for %s failed (%s); reconnecting", stream_id, exc)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 2.0)
+                    trusted_from = time.monotonic() + self.lease
+                    continue
+                for _, entries in found or ():
+                    for entry_id, fields in entries:
+                        seq = _seq(entry_id)
+                        if seq != last + 1:
+                            continue  # already mirrored (a producer's re-send)
+                        terminal = fields[b"t"] == b"1"
+                        self._local.add_encoded(stream_id, fields[b"e"], terminal)
+                        last = seq
+                        if terminal:
+                            return
+                if not found and time.monotonic() >= trusted_from:
+                    if not await self._redis.exists(_lease_key(stream_id)):
+                        await self.end_orphan(stream_id, "producer_lost", _LOST, known=last)
+        finally:
+            self._tails.pop(stream_id, None)
+
+    # --- state and control ----------------------------------------------------------
+
+    async def info(self, stream_id: str) -> StreamInfo:
+        if stream_id in self._producing:
+            local = await self._local.info(stream_id)
+            if local.readers == 0 and await self._redis.exists(_reading_key(stream_id)):
+                return StreamInfo(local.last_seq, local.finished, 1, None)
+            return local
+        last = await self._redis.xrevrange(_events_key(stream_id), count=1)
+        if not last:
+            raise StreamNotFound(stream_id)
+        entry_id, fields = last[0]
+        return StreamInfo(_seq(entry_id), fields[b"t"] == b"1", 0, None)
+
+    async def producer_alive(self, stream_id: str) -> bool:
+        if stream_id in self._producing:
+            return True
+        return bool(await self._redis.exists(_lease_key(stream_id)))
+
+    async def end_orphan(self, stream_id: str, code: str, message: str, *,
+                         known: int = 0) -> Orphan | None:
+        """If the producer is gone: end the stream with an `error` event (once across
+        all processes, by a SET NX claim) and return what it had. `known` is the last
+        sequence number the caller has seen (Redis may have lost some in a restart)."""
+        if await self.producer_alive(stream_id):
+            return None
+        entries = await self._redis.xrange(_events_key(stream_id))
+        start: dict[str, Any] = {}
+        parts: list[str] = []
+        decoder = Decoder()
+        for _, fields in entries:
+            for event in decoder.feed(fields[b"e"]):
+                if event.event == "delta":
+                    parts.append(orjson.loads(event.data)["text"])
+                elif event.event == "start":
+                    start = orjson.loads(event.data)
+        text = "".join(parts)
+        ended = bool(entries) and entries[-1][1][b"t"] == b"1"
+        if not ended and await self._redis.set(_lost_key(stream_id), self._owner, nx=True,
+                                               ex=max(1, round(self.retention))):
+            seq = max(_seq(entries[-1][0]) if entries else 0, known) + 1
+            data = {"code": code, "message": message, "length": len(text)}
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.xadd(_events_key(stream_id),
+                      {"e": sse.encode_json(orjson.dumps(data), ERROR, seq), "t": b"1"},
+                      id=f"0-{seq}")
+            pipe.expire(_events_key(stream_id), max(1, round(self.retention)))
+            await pipe.execute()
+            log.warning("stream %s lost its producer; ended it after event %d", stream_id, seq - 1)
+        return Orphan(start, text)
+
+    async def request_cancel(self, stream_id: str) -> bool:
+        producing = self._producing.get(stream_id)
+        if producing is not None:
+            return await self._local.request_cancel(stream_id)
+        info = await self.info(stream_id)
+        if info.finished:
+            return False
+        await self._redis.publish(CANCEL_CHANNEL, stream_id)
+        return True
+
+    def on_cancel(self, stream_id: str, callback: Callable[[], None]) -> None:
+        self._local.on_cancel(stream_id, callback)
+
+    async def _listen_for_cancels(self) -> None:
+        while True:
+            try:
+                async with self._redis.pubsub() as pubsub:
+                    await pubsub.subscribe(CANCEL_CHANNEL)
+                    async for message in pubsub.listen():
+                        if message["type"] != "message":
+                            continue
+                        stream_id = message["data"].decode()
+                        if stream_id in self._producing:
+                            await self._local.request_cancel(stream_id)
+            except RedisError as exc:
+                log.warning("cancel listener lost Redis (%s); reconnecting", exc)
+                await asyncio.sleep(1)
+
+    async def close(self) -> None:
+        flushers = [p.flusher for p in self._producing.values() if p.flusher is not None]
+        if flushers:  # let the last events reach Redis
+            await asyncio.wait(flushers, timeout=5)
+        for task in [*self._background, *self._tails.values(), *flushers]:
+            task.cancel()
+        await self._local.close()
+        await self._redis.aclose()
+
+
+_LOST = ("The process generating this answer stopped (crash, kill or lost host); the "
+         "text streamed until then is kept.")
