@@ -11,8 +11,9 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=O
 endif
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-# Debian packages the tests start for real (PostgreSQL); installed when missing.
-SYSTEM_PACKAGES := postgresql
+# Debian packages the tests start for real; installed when one is missing.
+SYSTEM_PACKAGES := postgresql redis-server nginx-light chromium
+SYSTEM_BINARIES := /usr/lib/postgresql/*/bin/initdb /usr/bin/redis-server /usr/sbin/nginx /usr/bin/chromium
 
 .PHONY: run test install system-packages bench clean
 
@@ -23,11 +24,11 @@ test: $(BIN)/.installed system-packages
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 system-packages:
-	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	@if ! ls $(SYSTEM_BINARIES) >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES); \
 	  else \
-	    echo "PostgreSQL is missing: sudo apt-get install $(SYSTEM_PACKAGES) (its tests are skipped until then)"; \
+	    echo "Missing: sudo apt-get install $(SYSTEM_PACKAGES) (the tests that need them are skipped)"; \
 	  fi; \
 	fi
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -100,3 +101,33 @@ def start_llama_server(*args: str) -> Iterator[str]:
             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", *args]
     with run_process(argv, f"{base}/docs", timeout=120):
         yield f"{base}/v1"
+
+
+@contextlib.contextmanager
+def start_redis(port: int | None = None, directory: Path | None = None) -> Iterator[int]:
+    """redis-server on a free port, no persistence (a restart loses everything)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        import pytest
+
+        pytest.skip("redis-server not found: `apt-get install redis-server` "
+                    "(make test does this on Debian)")
+    port = port or free_port()
+    directory = directory or Path(tempfile.mkdtemp(prefix="tokenrelay-redis-"))
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
+         "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            break
+        if time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError("redis-server did not start")
+        time.sleep(0.02)
+    try:
+        yield port
+    finally:
+        process.kill()
+        process.wait()

@@ -87,7 +87,10 @@ def run(config: ChatConfig, prompt: str | None) -> int:
             return EXIT_UNREACHABLE
         except KeyboardInterrupt:
             return EXIT_INTERRUPTED
-        return _Session(client, config, Console()).run(history)
+        try:
+            return _Session(client, config, Console()).run(history)
+        except KeyboardInterrupt:  # while the history prints: leaving is what was asked
+            return EXIT_OK
 
 
 def _probe(client: Client, config: ChatConfig) -> dict[str, Any] | None:
@@ -127,7 +130,7 @@ def _start(client: Client, config: ChatConfig, message: str,
 
 
 @dataclass(slots=True)
-class Answer:
+class _Answer:
     """One answer as this terminal saw it, with its own clock for the stats line."""
 
     sent: float = field(default_factory=time.perf_counter)
@@ -215,10 +218,10 @@ def _sigint_for_main_thread() -> Iterator[None]:
 
 
 def _read(client: Client, stream: ChatStream, on_text: Callable[[str], None],
-          on_stop: Callable[[], None] = lambda: None) -> Answer:
+          on_stop: Callable[[], None] = lambda: None) -> _Answer:
     """Read an answer to its end, passing each delta to `on_text`; Ctrl-C cancels it
     on the server and reading goes on until the stream's `done`."""
-    answer = Answer()
+    answer = _Answer()
     with _StopOnInterrupt(client, on_stop) as stopper:
         events = cast(Generator[StreamEvent, None, None], iter(stream))
         try:
@@ -232,7 +235,7 @@ def _read(client: Client, stream: ChatStream, on_text: Callable[[str], None],
     return answer
 
 
-def _take(answer: Answer, event: StreamEvent, stopper: _StopOnInterrupt,
+def _take(answer: _Answer, event: StreamEvent, stopper: _StopOnInterrupt,
           on_text: Callable[[str], None]) -> None:
     if isinstance(event, Delta):
         if answer.first_token is None:
@@ -246,13 +249,13 @@ def _take(answer: Answer, event: StreamEvent, stopper: _StopOnInterrupt,
         answer.end = event
 
 
-def _tokens(answer: Answer) -> int:
+def _tokens(answer: _Answer) -> int:
     if isinstance(answer.end, Done) and answer.end.usage.get("output_tokens") is not None:
         return int(answer.end.usage["output_tokens"])
     return len(answer.parts)
 
 
-def _tokens_per_s(answer: Answer, tokens: int) -> float | None:
+def _tokens_per_s(answer: _Answer, tokens: int) -> float | None:
     """The server's rate when it reports one: it times the generation itself, where
     the client's clock also sees network reads that carry several deltas at once."""
     if isinstance(answer.end, Done) and answer.end.timings.get("tokens_per_s"):
@@ -263,7 +266,7 @@ def _tokens_per_s(answer: Answer, tokens: int) -> float | None:
     return (tokens - 1) / span if span > 0 else None
 
 
-def stats_line(answer: Answer) -> str:
+def _stats_line(answer: _Answer) -> str:
     """e.g. `scripted · first token 0.21 s · 48.0 tokens/s · 120 tokens`. Time to first
     token is measured here: it is what the user waited, queueing and network included."""
     tokens = _tokens(answer)
@@ -298,7 +301,7 @@ def _answer_once(client: Client, config: ChatConfig, prompt: str, err: Console) 
     return EXIT_OK
 
 
-def _read_plain(client: Client, stream: ChatStream) -> Answer:
+def _read_plain(client: Client, stream: ChatStream) -> _Answer:
     """The raw deltas, flushed as they come, so a pipe gets exactly the text."""
 
     def write(text: str) -> None:
@@ -363,7 +366,7 @@ class _LiveAnswer:
         return lines
 
 
-def _read_live(client: Client, stream: ChatStream, console: Console) -> Answer:
+def _read_live(client: Client, stream: ChatStream, console: Console) -> _Answer:
     view = _LiveAnswer()
 
     def stopping() -> None:
@@ -428,7 +431,7 @@ class _Session:
         return EXIT_OK
 
 
-def _print_outcome(console: Console, answer: Answer) -> None:
+def _print_outcome(console: Console, answer: _Answer) -> None:
     if isinstance(answer.end, Error):
         _say_error(console, f"Error ({answer.end.code}): {answer.end.message}")
         return
@@ -440,7 +443,7 @@ def _print_outcome(console: Console, answer: Answer) -> None:
         note = "■ stopped · "
     elif isinstance(answer.end, Done) and answer.end.finish_reason == "length":
         note = "cut at the token limit · "
-    console.print(Text(note + stats_line(answer), style="dim"))
+    console.print(Text(note + _stats_line(answer), style="dim"))
 
 
 def _print_history(console: Console, conversation: Mapping[str, Any]) -> None:
