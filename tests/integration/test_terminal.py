@@ -128,7 +128,8 @@ def test_ctrl_c_stops_the_answer_on_the_server_and_a_second_one_exits(server: Se
 
 def test_continue_shows_the_earlier_messages_and_continues_them(server: Server) -> None:
     with Client(server.url) as client:
-        earlier = client.chat("remember the lighthouse", options={"text": "I will **remember** it."})
+        earlier = client.chat("remember the lighthouse",
+                              options={"text": "I will **remember** it."})
         earlier.text()
     conversation_id = earlier.conversation_id
     assert conversation_id is not None
