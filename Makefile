@@ -15,13 +15,21 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 SYSTEM_PACKAGES := postgresql redis-server nginx-light chromium
 SYSTEM_BINARIES := /usr/lib/postgresql/*/bin/initdb /usr/bin/redis-server /usr/sbin/nginx /usr/bin/chromium
 
-.PHONY: run test install system-packages bench clean
+.PHONY: run test install system-packages web web-test bench clean
 
 run: $(BIN)/.installed
 	$(BIN)/tokenrelay serve $(ARGS)
 
-test: $(BIN)/.installed system-packages
+test: $(BIN)/.installed system-packages web-test
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The chat page: sources in web/, built into the package (committed, so `make run`
+# needs no npm). `make web` rebuilds it; `make test` runs its unit tests.
+web:
+	cd web && npm ci --no-audit --no-fund && npm run build
+
+web-test:
+	cd web && npm ci --no-audit --no-fund && npm test
 
 system-packages:
 	@if ! ls $(SYSTEM_BINARIES) >/dev/null 2>&1; then \

@@ -39,6 +39,9 @@ def test_send_streams_markdown_with_a_cursor_then_stats(page: Page, page_server:
     expect(answer.get_by_test_id("copy-code")).to_be_visible()
     expect(answer.get_by_test_id("stats")).to_contain_text(re.compile(r"tok", re.I))
     expect(page).to_have_url(re.compile(r"/c/conv_[0-9a-f]+$"))
+    # Sent right after the page opened: the new chat tops the sidebar even though the
+    # sidebar's first page was still loading.
+    expect(page.get_by_test_id("conversation-item").first).to_contain_text("Show me markdown")
     assert page.problems == []
 
 
@@ -112,6 +115,7 @@ def test_an_upstream_error_is_shown_with_a_retry(page: Page, page_server: Server
 
 def test_the_page_is_served_with_a_strict_csp(page_server: Server) -> None:
     response = httpx.get(page_server.url)
+    assert httpx.head(page_server.url).status_code == 200, "monitors and link checkers use HEAD"
     policy = response.headers["content-security-policy"]
     assert "script-src 'self'" in policy and "unsafe-inline" not in policy
     assert "object-src 'none'" in policy and "frame-src 'none'" in policy

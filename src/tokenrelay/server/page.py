@@ -46,12 +46,12 @@ def _index() -> Response:
     return FileResponse(index, headers=PAGE_HEADERS)
 
 
-@router.get("/")
+@router.api_route("/", methods=["GET", "HEAD"])
 async def page() -> Response:
     return _index()
 
 
-@router.get("/c/{conversation_id}")
+@router.api_route("/c/{conversation_id}", methods=["GET", "HEAD"])
 async def conversation_page(conversation_id: str) -> Response:
     """Each conversation has its own URL; the page loads it from the API."""
     return _index()

@@ -1,0 +1,72 @@
+/** Words the page shows: answer statistics, statuses, error messages. */
+
+import type { ApiError, MessageStatus, Timings, Usage } from "./api";
+
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
+}
+
+/** "TTFT 210 ms · 48.2 tok/s · 231 tokens" (parts the server did not measure are left out). */
+export function formatStats(usage: Usage | null | undefined, timings: Timings | null | undefined): string {
+  const parts: string[] = [];
+  if (timings?.ttft_ms != null) parts.push(`TTFT ${formatDuration(timings.ttft_ms)}`);
+  if (timings?.tokens_per_s != null) parts.push(`${timings.tokens_per_s.toFixed(1)} tok/s`);
+  if (usage?.output_tokens != null) {
+    const input = usage.input_tokens != null ? ` (${usage.input_tokens} in)` : "";
+    parts.push(`${usage.output_tokens} tokens${input}`);
+  }
+  return parts.join(" · ");
+}
+
+export function statsTitle(usage: Usage | null | undefined, timings: Timings | null | undefined): string {
+  const lines: string[] = [];
+  if (timings?.ttft_ms != null) lines.push(`Time to first token: ${formatDuration(timings.ttft_ms)}`);
+  if (timings?.tokens_per_s != null) lines.push(`Speed: ${timings.tokens_per_s.toFixed(1)} tokens/s`);
+  if (timings?.total_ms != null) lines.push(`Total: ${formatDuration(timings.total_ms)}`);
+  if (usage?.input_tokens != null) lines.push(`Input tokens: ${usage.input_tokens}`);
+  if (usage?.output_tokens != null) lines.push(`Output tokens: ${usage.output_tokens}`);
+  return lines.join("\n");
+}
+
+export const STATUS_LABEL: Record<MessageStatus, string> = {
+  streaming: "Streaming",
+  complete: "",
+  cancelled: "Stopped",
+  error: "Error",
+  interrupted: "Interrupted",
+};
+
+/** What a failed request means for the person, and what they can do. */
+export function describeError(error: ApiError): string {
+  if (error.status === 0) {
+    if (error.code === "stalled") return "The connection went silent. Retry to continue where it stopped.";
+    return "Can't reach the server: check your network connection, then retry.";
+  }
+  if (error.status === 401) {
+    return "The server asks for an API key (401 Unauthorized). This page can't send one yet: " +
+      "ask whoever runs the server for access.";
+  }
+  if (error.status === 403) return `Not allowed (403): ${error.message}`;
+  if (error.status === 429) {
+    return error.retryAfter != null
+      ? `Rate limited: retry after ${error.retryAfter} s.`
+      : "Rate limited: wait a moment, then retry.";
+  }
+  if (error.status >= 500) return `The server failed (${error.status}): ${error.message}`;
+  return error.message;
+}
+
+/** An `error` event's code, in words. */
+export function describeStreamError(code: string, message: string): string {
+  const known: Record<string, string> = {
+    upstream_auth: "The model provider refused the server's credentials.",
+    upstream_rate_limited: "The model provider is rate limiting the server.",
+    upstream_timeout: "The model provider did not answer in time.",
+    upstream_disconnected: "The model provider dropped the connection.",
+    upstream_server_error: "The model provider failed.",
+    shutdown: "The server shut down while answering.",
+  };
+  const lead = known[code];
+  return lead ? `${lead} (${message})` : message;
+}

@@ -1,0 +1,28 @@
+/// <reference types="vitest/config" />
+import { defineConfig } from "vite";
+
+// The page is served by the Python server (src/tokenrelay/server/page.py): index.html at
+// / and /c/{id}, hashed files under /assets/. Its CSP forbids inline script and style,
+// so nothing may be inlined: assetsInlineLimit 0, and the module preload polyfill
+// (an inline script) is off.
+export default defineConfig({
+  base: "/",
+  build: {
+    outDir: "../src/tokenrelay/web/static",
+    assetsDir: "assets",
+    emptyOutDir: true,
+    assetsInlineLimit: 0,
+    modulePreload: { polyfill: false },
+    target: "es2022",
+    sourcemap: false,
+    reportCompressedSize: true,
+  },
+  server: {
+    // `npm run dev` against `tokenrelay serve --port 8123`
+    proxy: { "/api": "http://127.0.0.1:8123" },
+  },
+  test: {
+    environment: "jsdom",
+    include: ["test/**/*.test.ts"],
+  },
+});
