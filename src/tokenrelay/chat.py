@@ -90,6 +90,16 @@ class ChatService:
             if existing is not None:
                 await self._await_stream(existing, chat.idempotency_key)
                 return StartedStream(existing)
+        try:
+            return await self._begin(chat, resolved, conversation, stream_id)
+        except BaseException:
+            if chat.idempotency_key is not None:  # a retry must be able to start it
+                await self.store.release_idempotency_key(
+                    owner=chat.owner, key=chat.idempotency_key, stream_id=stream_id)
+            raise
+
+    async def _begin(self, chat: ChatInput, resolved: _Resolved,
+                     conversation: Conversation | None, stream_id: str) -> StartedStream:
         store = self.store if chat.persist else _NOTHING_KEPT
         if conversation is None:
             conversation = await self._new_conversation(store, chat, resolved.model)
@@ -134,11 +144,13 @@ class ChatService:
     async def _launch(self, store: Store, stream_id: str, conversation_id: str,
                       resolved: _Resolved, messages: tuple[Message, ...], chat: ChatInput,
                       reply_to: str | None) -> StartedStream:
+        # The stream (and, with Redis, its lease) exists before the answer's row does,
+        # so a reaper never finds a `streaming` answer without a live producer.
+        await self.streams.create(stream_id)
         answer = await store.add_message(
             conversation_id, role="assistant", content="", model=resolved.model,
             status="streaming", stream_id=stream_id, reply_to=reply_to,
         )
-        await self.streams.create(stream_id)
         await self.streams.append(stream_id, START, {
             "stream_id": stream_id, "conversation_id": conversation_id,
             "message_id": answer.id, "model": resolved.model,
@@ -237,10 +249,12 @@ class ChatService:
             if message.stream_id:
                 orphan = await self.streams.end_orphan(
                     message.stream_id, "producer_lost", _PRODUCER_LOST)
+                if orphan is None and await self.streams.has_ended(message.stream_id):
+                    continue  # it ended normally while we looked; its own write follows
             # The stream log may hold more than the last batched write to the store.
             text = max(orphan.text if orphan else "", message.content, key=len)
             await self.store.update_message(
-                message.id, status="interrupted", content=text,
+                message.id, if_status="streaming", status="interrupted", content=text,
                 error_code="producer_lost", error_message=_PRODUCER_LOST)
             reaped += 1
         if reaped:

@@ -135,6 +135,18 @@ def _raise_for(response: httpx.Response) -> None:
     raise APIError(response.status_code, code, message)
 
 
+#: a proxy's answer while a backend restarts: worth another try
+_RETRY_STATUSES = frozenset({502, 503, 504})
+
+
+def _may_resend(request: httpx.Request, exc: httpx.TransportError) -> bool:
+    """A GET, or a POST with an Idempotency-Key, is safe to send again whatever
+    happened; another POST only if it never reached the server."""
+    if request.method == "GET" or "idempotency-key" in request.headers:
+        return True
+    return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+
+
 def _headers(api_key: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
@@ -157,7 +169,8 @@ class ChatStream:
 
     def __iter__(self) -> Iterator[StreamEvent]:
         client, reading = self._client, self._reading
-        response = client._open(self._request, reading)
+        response = client._open(self._request, reading) if self._request else \
+            client._reopen(reading)
         retries = 0
         while True:
             try:
@@ -178,7 +191,7 @@ class ChatStream:
                 time.sleep(client.backoff * 2 ** retries)
                 retries += 1
                 reading.reconnecting()
-                response = client._open(None, reading)
+                response = client._reopen(reading)
 
     def text(self) -> str:
         """Read to the end; the whole answer. Raises StreamFailed on an `error` event."""
@@ -238,14 +251,15 @@ class Client:
         for attempt in range(self.max_retries + 1):
             try:
                 response = self._http.send(request, stream=True)
-                break
             except httpx.TransportError as exc:
-                # No response: safe to send again, since the POST carries an
-                # Idempotency-Key (a lost response cannot start a second answer).
-                if attempt == self.max_retries:
+                if attempt == self.max_retries or not _may_resend(request, exc):
                     raise StreamInterrupted(f"no response: {exc}", reading.stream_id,
                                             reading.last_id) from exc
-                time.sleep(self.backoff * 2 ** attempt)
+            else:
+                if response.status_code not in _RETRY_STATUSES or attempt == self.max_retries:
+                    break
+                response.close()
+            time.sleep(self.backoff * 2 ** attempt)
         if response.status_code >= 400:
             response.read()
             _raise_for(response)
@@ -254,6 +268,12 @@ class Client:
             raise _Cut("the stream has no events after the last one seen")
         reading.stream_id = reading.stream_id or response.headers.get("x-stream-id")
         return response
+
+    def _reopen(self, reading: _Reading) -> httpx.Response:
+        try:
+            return self._open(None, reading)
+        except _Cut as exc:
+            raise StreamInterrupted(str(exc), reading.stream_id, reading.last_id) from exc
 
     def cancel(self, stream_id: str) -> bool:
         """Stop a generation; False if it had already ended."""
@@ -299,7 +319,8 @@ class AsyncChatStream:
 
     async def __aiter__(self) -> AsyncIterator[StreamEvent]:
         client, reading = self._client, self._reading
-        response = await client._open(self._request, reading)
+        response = await (client._open(self._request, reading) if self._request
+                          else client._reopen(reading))
         retries = 0
         while True:
             try:
@@ -320,7 +341,7 @@ class AsyncChatStream:
                 await asyncio.sleep(client.backoff * 2 ** retries)
                 retries += 1
                 reading.reconnecting()
-                response = await client._open(None, reading)
+                response = await client._reopen(reading)
 
     async def text(self) -> str:
         async for _ in self:
@@ -371,12 +392,15 @@ class AsyncClient:
         for attempt in range(self.max_retries + 1):
             try:
                 response = await self._http.send(request, stream=True)
-                break
             except httpx.TransportError as exc:
-                if attempt == self.max_retries:
+                if attempt == self.max_retries or not _may_resend(request, exc):
                     raise StreamInterrupted(f"no response: {exc}", reading.stream_id,
                                             reading.last_id) from exc
-                await asyncio.sleep(self.backoff * 2 ** attempt)
+            else:
+                if response.status_code not in _RETRY_STATUSES or attempt == self.max_retries:
+                    break
+                await response.aclose()
+            await asyncio.sleep(self.backoff * 2 ** attempt)
         if response.status_code >= 400:
             await response.aread()
             _raise_for(response)
@@ -385,6 +409,12 @@ class AsyncClient:
             raise _Cut("the stream has no events after the last one seen")
         reading.stream_id = reading.stream_id or response.headers.get("x-stream-id")
         return response
+
+    async def _reopen(self, reading: _Reading) -> httpx.Response:
+        try:
+            return await self._open(None, reading)
+        except _Cut as exc:
+            raise StreamInterrupted(str(exc), reading.stream_id, reading.last_id) from exc
 
     async def cancel(self, stream_id: str) -> bool:
         return bool((await self._json("POST", f"/api/streams/{stream_id}/cancel"))["cancelled"])

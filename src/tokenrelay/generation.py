@@ -22,6 +22,8 @@ FLUSH_INTERVAL = 0.5
 #: read, or the scripted provider with no delay) gets the loop taken from it this often,
 #: so readers write what has piled up (in one write each) and cancels land
 SLICE = 0.001
+#: the longest the end of a stream waits for the database before it is announced
+STORE_TIMEOUT = 10.0
 
 
 class Generation:
@@ -167,14 +169,16 @@ class Generation:
         if event == DONE:
             data.update(summary)
         data["length"] = self._length
-        if self._flushing is not None:  # the final write must land after it
-            await asyncio.wait([self._flushing])
         try:
             # Store first, then announce: a client that sees the end and reads the
-            # conversation finds the final text and status.
-            await self._store.update_message(
-                self.message_id, content=self.text, status=status, **summary, **fields
-            )
+            # conversation finds the final text and status. Bounded: a hung database
+            # must not leave the stream without its end.
+            async with asyncio.timeout(STORE_TIMEOUT):
+                if self._flushing is not None:  # the final write must land after it
+                    await asyncio.wait([self._flushing])
+                await self._store.update_message(
+                    self.message_id, content=self.text, status=status, **summary, **fields
+                )
         except Exception:
             log.exception("could not store the end of stream %s", self.stream_id)
         finally:

@@ -8,6 +8,7 @@ Calls are stored as conversations unless the body says `"store": false`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
 from collections.abc import AsyncIterator
@@ -22,7 +23,7 @@ from tokenrelay.errors import InvalidRequest, TokenrelayError
 from tokenrelay.events import DELTA, DONE, ERROR, START
 from tokenrelay.providers import Message
 from tokenrelay.server.responses import EventStreamResponse
-from tokenrelay.sse import Decoder
+from tokenrelay.sse import PING, Decoder
 from tokenrelay.streams import StreamNotFound
 
 router = APIRouter(prefix="/v1")
@@ -140,11 +141,12 @@ class _Translator:
 
 
 async def _events(service: ChatService, stream_id: str) -> AsyncIterator[list[tuple[str, dict]]]:
+    """Batches of decoded events; an empty batch for a heartbeat (pass it on: a quiet
+    wait in a queue must not look like a dead connection to the client)."""
     decoder = Decoder()
-    async for chunk in service.streams.read(stream_id, 0):
-        events = [(e.event, orjson.loads(e.data)) for e in decoder.feed(chunk)]
-        if events:
-            yield events
+    async with contextlib.aclosing(service.streams.read(stream_id, 0)) as chunks:
+        async for chunk in chunks:
+            yield [(e.event, orjson.loads(e.data)) for e in decoder.feed(chunk)]
 
 
 @router.post("/chat/completions")
@@ -165,13 +167,19 @@ async def chat_completions(
         async def chunks() -> AsyncIterator[bytes]:
             ended = False
             try:
-                async for events in _events(service, started.stream_id):
-                    ended = any(name in (DONE, ERROR) for name, _ in events)
-                    yield b"".join(translator.translate(name, data) for name, data in events)
+                async with contextlib.aclosing(_events(service, started.stream_id)) as batches:
+                    async for events in batches:
+                        if not events:
+                            yield PING
+                            continue
+                        ended = ended or any(name in (DONE, ERROR) for name, _ in events)
+                        yield b"".join(translator.translate(name, data) for name, data in events)
             finally:
-                if not ended:
-                    asyncio.get_running_loop().create_task(
+                if not ended:  # our reader has detached by now (aclosing)
+                    task = asyncio.get_running_loop().create_task(
                         _stop_if_unread(service, started.stream_id))
+                    _STOPPING.add(task)
+                    task.add_done_callback(_STOPPING.discard)
 
         return EventStreamResponse(chunks(), headers=headers)
     return await _complete(service, started.stream_id, completion_id, created, body.model, headers)
@@ -188,11 +196,14 @@ async def _stop_if_unread(service: ChatService, stream_id: str) -> None:
         pass  # it has ended, and may be gone
 
 
+_STOPPING: set[asyncio.Task[None]] = set()
+
+
 async def _complete(service: ChatService, stream_id: str, completion_id: str, created: int,
                     model: str, headers: dict[str, str]) -> Response:
     parts: list[str] = []
     async for events in _events(service, stream_id):
-        for name, data in events:
+        for name, data in events:  # (a heartbeat is an empty batch)
             if name == DELTA:
                 parts.append(data["text"])
             elif name == ERROR:

@@ -88,7 +88,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         stamp, conversation_id = raw.split("|", 1)
-        return datetime.fromisoformat(stamp), conversation_id
+        updated = datetime.fromisoformat(stamp)
+        if updated.tzinfo is None:
+            raise ValueError("a cursor's time has a time zone")
+        return updated.astimezone(UTC), conversation_id
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"bad cursor {cursor!r}") from exc
 
@@ -138,14 +141,19 @@ class Store(abc.ABC):
         ...
 
     @abc.abstractmethod
-    async def update_message(self, message_id: str, **changes: Any) -> None:
+    async def update_message(self, message_id: str, *, if_status: Status | None = None,
+                             **changes: Any) -> None:
         """Set the given fields (content, status, error_code, error_message, usage,
-        timings) of an assistant message."""
+        timings) of an assistant message; with `if_status`, only while it has it."""
 
     @abc.abstractmethod
     async def claim_idempotency_key(self, *, owner: str, key: str, stream_id: str) -> str | None:
         """Record `key` for `stream_id`; if the owner already used the key, return the
         stream it was recorded for (and record nothing)."""
+
+    @abc.abstractmethod
+    async def release_idempotency_key(self, *, owner: str, key: str, stream_id: str) -> None:
+        """Forget a claim whose request failed before its answer started."""
 
     async def close(self) -> None:
         pass

@@ -90,12 +90,17 @@ class MemoryStore(Store):
         self._messages[message.id] = message
         return message
 
-    async def update_message(self, message_id: str, **changes: Any) -> None:
+    async def update_message(self, message_id: str, *, if_status: Status | None = None,
+                             **changes: Any) -> None:
         message = self._messages.get(message_id)
-        if message is None:  # its conversation was deleted while it streamed
-            return
+        if message is None or (if_status is not None and message.status != if_status):
+            return  # deleted while it streamed, or no longer in the expected state
         for name, value in changes.items():
             setattr(message, name, value)
+
+    async def release_idempotency_key(self, *, owner: str, key: str, stream_id: str) -> None:
+        if self._keys.get((owner, key)) == stream_id:
+            del self._keys[(owner, key)]
 
     async def streaming_messages(self) -> list[Message]:
         return [dataclasses.replace(m) for m in self._messages.values() if m.status == "streaming"]

@@ -35,7 +35,11 @@ class NullStore(Store):
                        content=content, created=now(), model=model, status=status,
                        stream_id=stream_id, reply_to=reply_to)
 
-    async def update_message(self, message_id: str, **changes: Any) -> None:
+    async def update_message(self, message_id: str, *, if_status: Status | None = None,
+                             **changes: Any) -> None:
+        pass
+
+    async def release_idempotency_key(self, *, owner: str, key: str, stream_id: str) -> None:
         pass
 
     async def streaming_messages(self) -> list[Message]:

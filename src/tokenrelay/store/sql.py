@@ -220,10 +220,19 @@ class SqlStore(Store):
             )
         return message
 
-    async def update_message(self, message_id: str, **changes: Any) -> None:
+    async def update_message(self, message_id: str, *, if_status: Status | None = None,
+                             **changes: Any) -> None:
+        query = messages.update().where(messages.c.id == message_id)
+        if if_status is not None:
+            query = query.where(messages.c.status == if_status)
         async with self._engine.begin() as connection:
-            await connection.execute(
-                messages.update().where(messages.c.id == message_id).values(**changes))
+            await connection.execute(query.values(**changes))
+
+    async def release_idempotency_key(self, *, owner: str, key: str, stream_id: str) -> None:
+        async with self._engine.begin() as connection:
+            await connection.execute(idempotency_keys.delete().where(
+                idempotency_keys.c.owner == owner, idempotency_keys.c.key == key,
+                idempotency_keys.c.stream_id == stream_id))
 
     async def streaming_messages(self) -> list[Message]:
         async with self._engine.connect() as connection:

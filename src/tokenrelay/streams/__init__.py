@@ -82,10 +82,18 @@ class StreamLog(abc.ABC):
         except StreamNotFound:
             return False
 
+    async def has_ended(self, stream_id: str) -> bool:
+        """Whether the stream holds its terminal event (False if unknown)."""
+        try:
+            return (await self.info(stream_id)).finished
+        except StreamNotFound:
+            return False
+
     async def end_orphan(self, stream_id: str, code: str, message: str, *,
                          known: int = 0) -> Orphan | None:
         """If the stream's producer is gone, end it with an `error` event (if nobody
-        has) and return what it had, for the store; None while it has a producer.
+        has) and return what it had, for the store; None while it has a producer or
+        once it has ended.
         In one process there is nothing to end: a stream dies with its process."""
         return None
 

@@ -59,6 +59,10 @@ def _lost_key(stream_id: str) -> str:
     return f"tokenrelay:{{{stream_id}}}:lost"
 
 
+def _cancel_key(stream_id: str) -> str:
+    return f"tokenrelay:{{{stream_id}}}:cancel"
+
+
 def _reading_key(stream_id: str) -> str:
     return f"tokenrelay:{{{stream_id}}}:reading"
 
@@ -89,6 +93,7 @@ class RedisStreamLog(StreamLog):
         self._tails: dict[str, asyncio.Task[None]] = {}
         self._owner = f"{socket.gethostname()}:{os.getpid()}"
         self._background: list[asyncio.Task[None]] = []
+        self._unsure_until = 0.0
 
     async def start(self) -> None:
         """Check Redis answers; start the lease renewer and the cancel listener."""
@@ -132,6 +137,7 @@ class RedisStreamLog(StreamLog):
                 backoff = 0.05
             except RedisError as exc:
                 log.warning("Redis write for %s failed (%s); retrying", stream_id, exc)
+                self._redis_trouble()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
                 await self._resync(stream_id, producing)
@@ -175,11 +181,18 @@ class RedisStreamLog(StreamLog):
             live = [s for s, p in self._producing.items() if not p.finished]
             if not live:
                 continue
-            with contextlib.suppress(RedisError):
+            try:
                 pipe = self._redis.pipeline(transaction=False)
                 for stream_id in live:
                     pipe.set(_lease_key(stream_id), self._owner, ex=max(1, round(self.lease)))
-                await pipe.execute()
+                    pipe.exists(_cancel_key(stream_id))
+                results = await pipe.execute()
+            except RedisError:
+                self._redis_trouble()
+                continue
+            for stream_id, flagged in zip(live, results[1::2], strict=True):
+                if flagged and stream_id in self._producing:
+                    await self._local.request_cancel(stream_id)
 
     # --- reading ----------------------------------------------------------------------
 
@@ -203,36 +216,58 @@ class RedisStreamLog(StreamLog):
 
     async def _tail(self, stream_id: str) -> None:
         """Copy a stream generated elsewhere into the local mirror, and watch its
-        producer's lease."""
-        key, last, backoff = _events_key(stream_id), 0, 0.05
-        trusted_from = time.monotonic()  # judge no lease before a lease has passed
+        producer's lease. Whatever happens, the mirror ends with a terminal event."""
+        last = 0
         try:
-            while True:
-                try:
-                    await self._redis.set(_reading_key(stream_id), 1, ex=3)
-                    found = await self._redis.xread({key: f"0-{last}"}, count=1000, block=1000)
-                    backoff = 0.05
-                except RedisError as exc:
-                    log.warning("Redis read for %s failed (%s); reconnecting", stream_id, exc)
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 2.0)
-                    trusted_from = time.monotonic() + self.lease
-                    continue
-                for _, entries in found or ():
-                    for entry_id, fields in entries:
-                        seq = _seq(entry_id)
-                        if seq != last + 1:
-                            continue  # already mirrored (a producer's re-send)
-                        terminal = fields[b"t"] == b"1"
-                        self._local.add_encoded(stream_id, fields[b"e"], terminal)
-                        last = seq
-                        if terminal:
-                            return
-                if not found and time.monotonic() >= trusted_from:
-                    if not await self._redis.exists(_lease_key(stream_id)):
-                        await self.end_orphan(stream_id, "producer_lost", _LOST, known=last)
+            last = await self._follow(stream_id)
+        except Exception:
+            log.exception("tailing %s failed", stream_id)
         finally:
             self._tails.pop(stream_id, None)
+            if not (await self._local.info(stream_id)).finished:
+                self._end_mirror(stream_id, last, "producer_lost", _LOST)
+
+    async def _follow(self, stream_id: str) -> int:
+        """Mirror entries until the terminal one; returns the last sequence number."""
+        key, last, backoff = _events_key(stream_id), 0, 0.05
+        while True:
+            try:
+                if (await self._local.info(stream_id)).readers:
+                    await self._redis.set(_reading_key(stream_id), 1, ex=3)
+                found = await self._redis.xread({key: f"0-{last}"}, count=1000, block=1000)
+                for _, entries in found or ():
+                    for entry_id, fields in entries:
+                        seq, terminal = _seq(entry_id), fields[b"t"] == b"1"
+                        if seq == last + 1:
+                            self._local.add_encoded(stream_id, fields[b"e"], terminal)
+                            last = seq
+                        elif not terminal:
+                            # A hole: Redis lost events and their producer is gone too.
+                            log.warning("stream %s lost events %d..%d", stream_id, last + 1, seq - 1)
+                            return last
+                        if terminal:
+                            return last
+                if not found and not await self.producer_alive(stream_id):
+                    await self.end_orphan(stream_id, "producer_lost", _LOST, known=last)
+                    tail = await self._redis.xrevrange(key, count=1)
+                    if tail and tail[0][1][b"t"] == b"1" and _seq(tail[0][0]) <= last:
+                        return last  # ended below our position (Redis lost data)
+                backoff = 0.05
+            except RedisError as exc:
+                log.warning("Redis read for %s failed (%s); reconnecting", stream_id, exc)
+                self._redis_trouble()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+
+    def _end_mirror(self, stream_id: str, last: int, code: str, message: str) -> None:
+        decoder, length = Decoder(), 0
+        for seq in range(1, last + 1):
+            for event in decoder.feed(self._local.encoded(stream_id, seq)):
+                if event.event == "delta":
+                    length += len(orjson.loads(event.data)["text"])
+        data = {"code": code, "message": message, "length": length}
+        self._local.add_encoded(stream_id, sse.encode_json(orjson.dumps(data), ERROR, last + 1),
+                                terminal=True)
 
     # --- state and control ----------------------------------------------------------
 
@@ -251,7 +286,14 @@ class RedisStreamLog(StreamLog):
     async def producer_alive(self, stream_id: str) -> bool:
         if stream_id in self._producing:
             return True
+        if time.monotonic() < self._unsure_until:
+            return True  # Redis was just away: leases may not be renewed yet
         return bool(await self._redis.exists(_lease_key(stream_id)))
+
+    def _redis_trouble(self) -> None:
+        """After a Redis failure (a restart loses the lease keys), judge no producer
+        lost for a full lease."""
+        self._unsure_until = time.monotonic() + self.lease * 1.5
 
     async def end_orphan(self, stream_id: str, code: str, message: str, *,
                          known: int = 0) -> Orphan | None:
@@ -271,8 +313,13 @@ class RedisStreamLog(StreamLog):
                 elif event.event == "start":
                     start = orjson.loads(event.data)
         text = "".join(parts)
-        ended = bool(entries) and entries[-1][1][b"t"] == b"1"
-        if not ended and await self._redis.set(_lost_key(stream_id), self._owner, nx=True,
+        if entries and entries[-1][1][b"t"] == b"1":
+            # Ended: normally (its producer stores it), or by another process for
+            # its lost producer (then the store still needs the news: say so).
+            if await self._redis.exists(_lost_key(stream_id)):
+                return Orphan(start, text)
+            return None
+        if await self._redis.set(_lost_key(stream_id), self._owner, nx=True,
                                                ex=max(1, round(self.retention))):
             seq = max(_seq(entries[-1][0]) if entries else 0, known) + 1
             data = {"code": code, "message": message, "length": len(text)}
@@ -292,7 +339,12 @@ class RedisStreamLog(StreamLog):
         info = await self.info(stream_id)
         if info.finished:
             return False
-        await self._redis.publish(CANCEL_CHANNEL, stream_id)
+        # Pub/sub for speed; the flag for a producer whose listener was reconnecting
+        # (it checks flags with every lease renewal).
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.set(_cancel_key(stream_id), 1, ex=max(1, round(self.lease * 2)))
+        pipe.publish(CANCEL_CHANNEL, stream_id)
+        await pipe.execute()
         return True
 
     def on_cancel(self, stream_id: str, callback: Callable[[], None]) -> None:
@@ -311,6 +363,10 @@ class RedisStreamLog(StreamLog):
                             await self._local.request_cancel(stream_id)
             except RedisError as exc:
                 log.warning("cancel listener lost Redis (%s); reconnecting", exc)
+                self._redis_trouble()
+                await asyncio.sleep(1)
+            except Exception:  # never let one bad message end cross-process cancel
+                log.exception("cancel listener failed; restarting it")
                 await asyncio.sleep(1)
 
     async def close(self) -> None:
