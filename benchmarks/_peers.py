@@ -7,6 +7,7 @@ a stream costs with less (or no) machinery around it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterable
@@ -74,6 +75,33 @@ async def bare(scope: dict[str, Any], receive: Any, send: Any) -> None:
     ]
     await send({"type": "http.response.start", "status": 200, "headers": _BARE_HEADERS})
     for event in events:
+        await send({"type": "http.response.body", "body": event, "more_body": True})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+# --- paced: bare, with the provider's pace (benchmarks/many.py) ----------------------
+
+
+async def paced(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """`bare` at a model's pace: pre-encoded events, and before each one a sleep of
+    `options.delay_ms` (as the scripted provider sleeps before each delta), one `send`
+    per event. Many of these at once show what uvicorn itself costs per stream."""
+    if scope["type"] == "lifespan":
+        await _lifespan(receive, send)
+        return
+    if scope["type"] != "http":
+        return
+    request = json.loads(await _read_body(receive))
+    delay = float(request["options"].get("delay_ms", 0)) / 1000
+    events = [
+        b"id: %d\nevent: delta\ndata: %s\n\n"
+        % (n, json.dumps({"text": p}, separators=_COMPACT).encode())
+        for n, p in enumerate(_pieces(request), 1)
+    ]
+    await send({"type": "http.response.start", "status": 200, "headers": _BARE_HEADERS})
+    for event in events:
+        if delay:
+            await asyncio.sleep(delay)
         await send({"type": "http.response.body", "body": event, "more_body": True})
     await send({"type": "http.response.body", "body": b"", "more_body": False})
 

@@ -15,6 +15,8 @@ the median. The servers:
   as an upstream does when one network read holds many tokens: the generation yields
   the loop at least every 1 ms and the reader writes what piled up meanwhile in one
   write;
+- `tokenrelay-redis`: the `tokenrelay` row with `--redis` to a redis-server started for
+  the run (free port, no persistence): every event also goes to a Redis stream;
 - `tokenrelay-trickle`: the same server and request with options.delay_ms = 0.001, so
   the provider suspends on a timer after every delta (one loop turn each under
   uvloop), as when tokens arrive one per network read: the worst case, where nothing
@@ -23,7 +25,8 @@ the median. The servers:
 - `fastapi-sse`: FastAPI's own EventSourceResponse (fastapi.sse), as its docs show.
 
 Issue goal: tokenrelay >= 0.8x bare. `--write` records the run in benchmarks/RESULTS.md,
-keeping the "## Local model" section that benchmarks/local.py writes there.
+keeping the "## Local model" section that benchmarks/local.py writes there and the
+"## Many streams" section that benchmarks/many.py writes.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import signal
 import socket
 import statistics
@@ -67,6 +71,7 @@ class Server:
     needs: str | None = None  # a module that must be importable, else skipped
     note: str = ""
     options: dict[str, object] = field(default_factory=dict)  # added to the request's options
+    redis: bool = False  # give it `--redis` to a redis-server started with it
 
 
 def _uvicorn(app: str) -> Callable[[int], list[str]]:
@@ -90,6 +95,7 @@ def _tokenrelay_without_store(port: int) -> list[str]:
 SERVERS = [
     Server("bare", _uvicorn("benchmarks._peers:bare")),
     Server("tokenrelay", _tokenrelay),
+    Server("tokenrelay-redis", _tokenrelay, redis=True),
     # 1 µs: under uvloop a timer rounds to 0 ms, so this is one loop turn per delta
     # (~2 µs), not a real pause: the provider suspends per delta and nothing piles up.
     Server("tokenrelay-trickle", _tokenrelay, options={"delay_ms": 0.001}),
@@ -211,9 +217,46 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
+def redis_server() -> Iterator[tuple[int, int]]:
+    """redis-server on a free 127.0.0.1 port with no persistence (as tests/servers.py
+    starts it); yield (pid, port); always stop it."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise BenchError("redis-server not found (apt-get install redis-server)")
+    port = _free_port()
+    with tempfile.TemporaryDirectory(prefix="relay-bench-redis-") as tmp:
+        proc = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", HOST, "--dir", tmp, "--save", "",
+             "--appendonly", "no"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + STARTUP_TIMEOUT
+            while True:
+                if proc.poll() is not None:
+                    raise BenchError(f"redis-server exited with {proc.returncode}")
+                with contextlib.suppress(OSError), socket.create_connection((HOST, port), 0.2):
+                    break
+                if time.monotonic() > deadline:
+                    raise BenchError("redis-server not listening")
+                time.sleep(0.02)
+            yield proc.pid, port
+        finally:
+            proc.kill()
+            proc.wait(STOP_TIMEOUT)
+
+
+@contextlib.contextmanager
 def running(server: Server, prefix: list[str] | None = None) -> Iterator[tuple[int, int]]:
     """Start `server` on a free port; yield (pid, port); always stop it.
-    `prefix` wraps the command (e.g. a profiler) and must exec the server as its child."""
+    `prefix` wraps the command (e.g. a profiler) and must exec the server as its child.
+    A `redis` server gets a redis-server of its own, stopped after it."""
+    if server.redis:
+        with redis_server() as (_, redis_port):
+            with_redis = Server(server.name, lambda port: [
+                *server.argv(port), "--redis", f"redis://{HOST}:{redis_port}/0"])
+            with running(with_redis, prefix) as started:
+                yield started
+        return
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENRELAY_")}
     with tempfile.TemporaryDirectory(prefix="relay-bench-") as tmp:
@@ -270,6 +313,9 @@ def measure(servers: list[Server], tokens: int, repeat: int, timeout: float,
             server = outcome.server
             if server.needs and importlib.util.find_spec(server.needs) is None:
                 outcome.skipped = server.note or f"{server.needs} is not installed"
+                continue
+            if server.redis and shutil.which("redis-server") is None:
+                outcome.skipped = "redis-server is not installed"
                 continue
             own = contextlib.ExitStack()
             try:
@@ -401,6 +447,9 @@ def verdict(outcomes: list[Outcome]) -> list[str]:
         lines.append(f"tokenrelay / bare = {vs_bare:.2f}× (goal ≥ {GOAL}×: {met})")
     if vs_sse is not None:
         lines.append(f"tokenrelay / sse-starlette = {vs_sse:.2f}×")
+    redis = _ratio(by_name.get("tokenrelay-redis"), by_name.get("tokenrelay"))
+    if redis is not None:
+        lines.append(f"tokenrelay-redis / tokenrelay = {redis:.2f}× (every event also to Redis)")
     trickle = _ratio(by_name.get("tokenrelay-trickle"), by_name.get("bare"))
     if trickle is not None:
         lines.append(f"tokenrelay-trickle / bare = {trickle:.2f}× (no coalescing at the source)")
@@ -422,6 +471,8 @@ def command(argv: list[str]) -> str:
 
 #: benchmarks/local.py's section of RESULTS.md, which `--write` here keeps as it is
 LOCAL_HEADING = "## Local model"
+#: benchmarks/many.py's section, kept likewise
+MANY_HEADING = "## Many streams"
 
 
 def split_sections(text: str, heading: str) -> tuple[str, str]:
@@ -504,7 +555,8 @@ def write_results(outcomes: list[Outcome], args: argparse.Namespace, argv: list[
     text = f"""# Relay benchmark results
 
 Written by `benchmarks/relay.py --write`; rerun it to refresh this page (it keeps the
-"Local model" section, which `benchmarks/local.py --write` writes).
+"Local model" section, which `benchmarks/local.py --write` writes, and the "Many
+streams" section, which `benchmarks/many.py --write` writes).
 
 - Date: {when}
 - Command: `{command(argv)}`
@@ -558,12 +610,14 @@ Written by `benchmarks/relay.py --write`; rerun it to refresh this page (it keep
   answer in its default store (SQLite, in a temporary file per server; flushed in the
   background every 0.5 s), and its response is a reader of the log that writes all
   pending events at once; `tokenrelay-trickle` is the same with
-  options.delay_ms = 0.001 (the peers ignore it); `sse-starlette` and `fastapi-sse`
+  options.delay_ms = 0.001 (the peers ignore it); `tokenrelay-redis` is `tokenrelay`
+  with `--redis` to a redis-server of its own (no persistence), to which the stream
+  log also sends every event (pipelined `XADD`s); `sse-starlette` and `fastapi-sse`
   encode in the response path and run ping and disconnect machinery of their own.
 """
     old = RESULTS.read_text() if RESULTS.exists() else ""
-    _, local = split_sections(old, LOCAL_HEADING)
-    RESULTS.write_text(text + ("\n" + local if local else ""))
+    kept = [split_sections(old, heading)[1] for heading in (LOCAL_HEADING, MANY_HEADING)]
+    RESULTS.write_text(text + "".join("\n" + section for section in kept if section))
 
 
 # --- command line -------------------------------------------------------------------------

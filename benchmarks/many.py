@@ -1,0 +1,639 @@
+"""Many streams at once: thousands of concurrent streams at a model's pace.
+
+    .venv/bin/python -m benchmarks.many [--streams 1000,3000] [--tokens-per-stream 30]
+        [--rate 10] [--quick] [--write]
+
+For each N in `--streams`, and for each server, started fresh for that N:
+
+- `bare`: a framework-less ASGI app on uvicorn (benchmarks._peers:paced) that sleeps
+  1/rate before each pre-encoded event and sends it: what uvicorn itself costs per
+  stream;
+- `tokenrelay`: `tokenrelay serve --model scripted --database memory` (the in-process
+  stream log; conversations in memory, so the store is not what is measured);
+- `tokenrelay-redis`: the same plus `--redis` to a redis-server started for it (free
+  port, no persistence): every event also goes to a Redis stream.
+
+N streams are opened, ramped up over `--ramp` seconds (default N/2000, between 1 and
+2 s) so the accept queue is not the bottleneck, each a POST /api/chat for the scripted
+provider with `--tokens-per-stream` deltas at `--rate` tokens/s. The load comes from
+separate processes (benchmarks/_load.py: uvloop, raw sockets, chunked decoding), two of
+them from 3,000 streams on (`--clients`). Measured:
+
+- delivered tokens/s: the best 1-s window of delta arrivals over all streams (offered:
+  N x rate, when all streams are open at once), and the whole run's average;
+- lateness: for delta k (k = 0, 1, ...) of a stream, arrival_k - (arrival_0 + k/rate),
+  as the client sees it; p50 and p99 over all deltas k >= 1 of all streams;
+- server RSS per stream: (VmHWM after the run - VmRSS idle, after a warm-up) / N, from
+  /proc/PID/status; for tokenrelay-redis also redis-server's RSS;
+- server (and redis-server, and client) CPU over the run, from /proc schedstat;
+- errors (HTTP errors, refused or dropped connections) and incomplete streams.
+
+Before each measurement it waits (up to 15 min) until no other heavy process runs
+(chromium, vite, vitest, pytest) and records /proc/loadavg. `--quick` is a smoke run
+for CI (100 streams of 10 tokens). `--write` keeps a "## Many streams" section in
+benchmarks/RESULTS.md, leaving the other sections as they are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import math
+import os
+import resource
+import select
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmarks._client import BenchError
+from benchmarks.relay import (
+    HOST,
+    MANY_HEADING,
+    RESULTS,
+    ROOT,
+    MachineCpu,
+    Server,
+    _cpu_seconds,
+    _fractions,
+    _tokenrelay,
+    _uvicorn,
+    machine,
+    redis_server,
+    running,
+    split_sections,
+)
+
+HEAVY = "chromium|vite|vitest|pytest"
+QUIET_POLL = 15.0
+QUIET_MAX = 15 * 60.0
+SAMPLE_EVERY = 0.05
+ATTEMPTS = 5  # measurements of a case when another heavy process disturbs one
+WARMUP = (20, 3, 100.0)  # streams, tokens, rate: pays first-request costs before "idle"
+
+
+def _memory(port: int) -> list[str]:
+    return [*_tokenrelay(port), "--database", "memory"]
+
+
+SERVER_NAMES = ["bare", "tokenrelay", "tokenrelay-redis"]
+
+
+# --- the machine and processes -------------------------------------------------------------
+
+
+def heavy_processes() -> list[str]:
+    """Other heavy work on the machine (browsers, front-end builds, test runs)."""
+    found = subprocess.run(["pgrep", "-fa", HEAVY], capture_output=True, text=True,
+                           check=False).stdout
+    me = os.getpid()
+    return [line for line in found.splitlines() if line and int(line.split()[0]) != me]
+
+
+def wait_until_quiet(log: Callable[[str], None] = print) -> float:
+    """Wait (poll every 15 s, up to 15 minutes) until no heavy process runs; return the
+    seconds waited. Past 15 minutes it goes on and says so."""
+    if shutil.which("pgrep") is None:
+        return 0.0
+    start = time.monotonic()
+    while True:
+        busy = heavy_processes()
+        if not busy:
+            return time.monotonic() - start
+        if time.monotonic() - start > QUIET_MAX:
+            log(f"    still busy after {QUIET_MAX / 60:.0f} min, measuring anyway: {busy[0][:100]}")
+            return time.monotonic() - start
+        log(f"    waiting for a quiet machine: {busy[0][:100]}")
+        time.sleep(QUIET_POLL)
+
+
+def loadavg() -> str:
+    with contextlib.suppress(OSError):
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    return "unknown"
+
+
+def status_kib(pid: int, key: str) -> int:
+    """A `kB` line of /proc/PID/status (VmRSS, VmHWM); 0 if unreadable."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def _raise_open_files(want: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
+
+
+# --- one load ------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Load:
+    """What the client processes saw, and what the processes under test used."""
+
+    streams: list[dict] = field(default_factory=list)
+    go: float = 0.0  # CLOCK_MONOTONIC instant stream 0 was due
+    wall: float = 0.0  # go -> the last client finished
+    client_cpu: list[float] = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=dict)  # name -> CPU seconds over `wall`
+    peak_rss: dict[str, int] = field(default_factory=dict)  # name -> max sampled VmRSS KiB
+    disturbed: str | None = None  # a heavy process seen during the run
+
+
+def _read_ready(procs: list[subprocess.Popen[str]], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    for proc in procs:
+        assert proc.stdout is not None
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise BenchError("client process not ready in time")
+            ready, _, _ = select.select([proc.stdout], [], [], min(left, 0.5))
+            if ready:
+                line = proc.stdout.readline()
+                if line.strip() == "ready":
+                    break
+                if not line:
+                    raise BenchError(f"client process exited with {proc.wait(5)}")
+            elif proc.poll() is not None:
+                raise BenchError(f"client process exited with {proc.returncode}")
+
+
+def load(port: int, streams: int, tokens: int, rate: float, ramp: float, clients: int,
+         watch: dict[str, int], slack: float = 20.0) -> Load:
+    """Run `streams` streams from `clients` processes against 127.0.0.1:`port`, sampling
+    the RSS and CPU of the processes in `watch` (name -> pid) meanwhile."""
+    out = Load()
+    with tempfile.TemporaryDirectory(prefix="many-bench-") as tmp:
+        files = [Path(tmp) / f"client{n}.json" for n in range(clients)]
+        procs: list[subprocess.Popen[str]] = []
+        try:
+            for n, path in enumerate(files):
+                procs.append(subprocess.Popen(
+                    [sys.executable, "-m", "benchmarks._load", "--host", HOST, "--port", str(port),
+                     "--streams", str(streams), "--index", str(n), "--of", str(clients),
+                     "--tokens", str(tokens), "--rate", str(rate), "--ramp", str(ramp),
+                     "--slack", str(slack), "--out", str(path)],
+                    cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
+            _read_ready(procs, 30.0)
+            cpu0 = {name: _cpu_seconds(pid) for name, pid in watch.items()}
+            peak = {name: status_kib(pid, "VmRSS") for name, pid in watch.items()}
+            out.go = time.monotonic() + 0.2
+            for proc in procs:
+                assert proc.stdin is not None
+                proc.stdin.write(f"{out.go!r}\n")
+                proc.stdin.flush()
+            limit = out.go + ramp + tokens / rate * 3 + slack + 15
+            next_check = time.monotonic()
+            while any(p.poll() is None for p in procs) and time.monotonic() < limit:
+                for name, pid in watch.items():
+                    peak[name] = max(peak[name], status_kib(pid, "VmRSS"))
+                if watch and out.disturbed is None and time.monotonic() >= next_check:
+                    busy = heavy_processes()  # another helper's browser or build started?
+                    out.disturbed = busy[0][:100] if busy else None
+                    next_check = time.monotonic() + 1.0
+                time.sleep(SAMPLE_EVERY)
+            out.wall = time.monotonic() - out.go
+            out.cpu = {name: _cpu_seconds(pid) - cpu0[name] for name, pid in watch.items()}
+            out.peak_rss = peak
+            if any(p.poll() is None for p in procs):
+                raise BenchError("client processes did not finish in time")
+            for proc, path in zip(procs, files):
+                if proc.returncode != 0 or not path.exists():
+                    raise BenchError(f"client process failed with {proc.returncode}")
+                result = json.loads(path.read_text())
+                out.streams.extend(result["streams"])
+                out.client_cpu.append(result["cpu"])
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(10)
+    return out
+
+
+# --- one case: a server at N streams ---------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Case:
+    server: str
+    streams: int
+    tokens: int
+    rate: float
+    ramp: float
+    clients: int
+    loadavg: str = ""
+    waited: float = 0.0
+    attempts: int = 0
+    disturbed: str | None = None  # a heavy process ran during the measurement kept
+    error: str | None = None
+    ok: int = 0
+    failed: int = 0  # HTTP errors, refused or dropped connections, time-outs
+    incomplete: int = 0  # ended cleanly but with fewer deltas
+    errors: dict[str, int] = field(default_factory=dict)
+    deltas: int = 0
+    concurrent: int = 0  # most streams between their first and last delta at one time
+    peak_rate: float = 0.0
+    mean_rate: float = 0.0
+    late_p50: float = math.nan
+    late_p99: float = math.nan
+    late_max: float = math.nan
+    step_p50: float = math.nan
+    step_p99: float = math.nan
+    first_p50: float = math.nan
+    first_p99: float = math.nan
+    rss_idle: dict[str, int] = field(default_factory=dict)  # KiB
+    rss_peak: dict[str, int] = field(default_factory=dict)  # KiB
+    cpu: dict[str, float] = field(default_factory=dict)  # fraction of one core
+    client_cpu: list[float] = field(default_factory=list)  # per process, fraction of a core
+    machine_busy: float = math.nan  # both cores, during the load
+
+    @property
+    def offered(self) -> float:
+        return self.streams * self.rate
+
+    def rss_per_stream(self, name: str = "server") -> float:
+        """KiB per stream: peak minus idle, over N."""
+        if name not in self.rss_peak or name not in self.rss_idle:
+            return math.nan
+        return (self.rss_peak[name] - self.rss_idle[name]) / self.streams
+
+
+def _quantile(ordered: list[float], q: float) -> float:
+    if not ordered:
+        return math.nan
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _best_window(times: list[float], width: float = 1.0) -> float:
+    """Most arrivals in any `width`-second window, per second."""
+    best, lo = 0, 0
+    for hi, t in enumerate(times):
+        while t - times[lo] > width:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best / width
+
+
+def _most_at_once(spans: list[tuple[float, float]]) -> int:
+    """Most of the [start, end] spans open at one instant."""
+    edges = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans],
+                   key=lambda e: (e[0], -e[1]))
+    most = open_now = 0
+    for _, change in edges:
+        open_now += change
+        most = max(most, open_now)
+    return most
+
+
+def summarize(case: Case, result: Load) -> None:
+    arrivals: list[float] = []
+    lateness: list[float] = []
+    steps: list[float] = []
+    first: list[float] = []
+    step = 1 / case.rate
+    for s in result.streams:
+        times = s["times"]
+        if s["error"]:
+            case.failed += 1
+            reason = s["error"].split("(")[0]  # e.g. "connection lost: ConnectionResetError"
+            case.errors[reason] = case.errors.get(reason, 0) + 1
+        elif len(times) != case.tokens:
+            case.incomplete += 1
+        else:
+            case.ok += 1
+        arrivals.extend(times)
+        if times:
+            first.append(times[0] - s["connect"])
+            t0 = times[0]
+            lateness.extend(t - (t0 + k * step) for k, t in enumerate(times) if k)
+            steps.extend(b - a - step for a, b in zip(times, times[1:]))
+    case.failed += case.streams - len(result.streams)  # never even scheduled (time-out)
+    case.concurrent = _most_at_once([(s["times"][0], s["times"][-1])
+                                     for s in result.streams if s["times"]])
+    arrivals.sort()
+    lateness.sort()
+    steps.sort()
+    first.sort()
+    case.deltas = len(arrivals)
+    case.peak_rate = _best_window(arrivals)
+    case.mean_rate = len(arrivals) / (arrivals[-1] - result.go) if arrivals else 0.0
+    case.late_p50, case.late_p99 = _quantile(lateness, 0.5), _quantile(lateness, 0.99)
+    case.late_max = lateness[-1] if lateness else math.nan
+    case.step_p50, case.step_p99 = _quantile(steps, 0.5), _quantile(steps, 0.99)
+    case.first_p50, case.first_p99 = _quantile(first, 0.5), _quantile(first, 0.99)
+    wall = max(result.wall, 1e-9)
+    case.cpu = {name: cpu / wall for name, cpu in result.cpu.items()}
+    case.client_cpu = [c / wall for c in result.client_cpu]
+
+
+@contextlib.contextmanager
+def started(name: str) -> Iterator[dict[str, int]]:
+    """Start server `name` fresh (and its redis-server); yield {"server": pid, ["redis":
+    pid], "port": port}; stop them after."""
+    with contextlib.ExitStack() as stack:
+        pids: dict[str, int] = {}
+        if name == "bare":
+            server = Server(name, _uvicorn("benchmarks._peers:paced"))
+        elif name == "tokenrelay":
+            server = Server(name, _memory)
+        elif name == "tokenrelay-redis":
+            redis_pid, redis_port = stack.enter_context(redis_server())
+            pids["redis"] = redis_pid
+            url = f"redis://{HOST}:{redis_port}/0"
+            server = Server(name, lambda port: [*_memory(port), "--redis", url])
+        else:
+            raise ValueError(name)
+        pid, port = stack.enter_context(running(server))
+        yield {"server": pid, **pids, "port": port}
+
+
+def measure(name: str, n: int, args: argparse.Namespace,
+            log: Callable[[str], None] = print) -> Case:
+    ramp = args.ramp if args.ramp is not None else min(2.0, max(1.0, n / 2000))
+    if args.quick and args.ramp is None:
+        ramp = 0.3
+    clients = args.clients or (2 if n >= 3000 else 1)
+    case = Case(name, n, args.tokens_per_stream, args.rate, ramp, clients)
+    if name == "tokenrelay-redis" and shutil.which("redis-server") is None:
+        case.error = "skipped: redis-server is not installed"
+        return case
+    for attempt in range(1, ATTEMPTS + 1):
+        case = Case(name, n, args.tokens_per_stream, args.rate, ramp, clients,
+                    waited=case.waited, attempts=attempt)
+        case.waited += wait_until_quiet(log)
+        case.loadavg = loadavg()
+        _measure_once(case, args)
+        if case.disturbed is None or case.error:
+            break
+        log(f"    disturbed by {case.disturbed}" + ("; measuring again" if attempt < ATTEMPTS else ""))
+    return case
+
+
+def _measure_once(case: Case, args: argparse.Namespace) -> None:
+    name, n, ramp, clients = case.server, case.streams, case.ramp, case.clients
+    try:
+        with started(name) as pids:
+            port = pids.pop("port")
+            streams, tokens, rate = WARMUP
+            warm = load(port, streams, tokens, rate, 0.05, 1, {})
+            bad = [s for s in warm.streams if s["error"] or len(s["times"]) != tokens]
+            if bad or len(warm.streams) != streams:
+                raise BenchError(f"warm-up failed: {bad[0]['error'] if bad else 'missing'}")
+            time.sleep(0.5)
+            case.rss_idle = {k: status_kib(pid, "VmRSS") for k, pid in pids.items()}
+            before = MachineCpu.now()
+            result = load(port, n, args.tokens_per_stream, args.rate, ramp, clients, pids)
+            after = MachineCpu.now()
+            if before and after:
+                case.machine_busy = after.since(before)[0]
+            # VmHWM: the exact peak (the sampling above may miss a short one)
+            case.rss_peak = {k: max(result.peak_rss.get(k, 0), status_kib(pid, "VmHWM"))
+                             for k, pid in pids.items()}
+            summarize(case, result)
+            after_run = heavy_processes()
+            case.disturbed = result.disturbed or (after_run[0][:100] if after_run else None)
+    except (BenchError, OSError) as exc:
+        case.error = f"{type(exc).__name__}: {exc}"
+
+
+# --- reporting -------------------------------------------------------------------------------
+
+
+def _ms(seconds: float, digits: int = 0) -> str:
+    return "–" if math.isnan(seconds) else f"{seconds * 1000:,.{digits}f}"
+
+
+def _mib(kib: int | None) -> str:
+    return "–" if not kib else f"{kib / 1024:,.0f}"
+
+
+def tables(cases: list[Case]) -> str:
+    flow = [
+        "| N | server | ok / N | failed | incomplete | streaming at once (most) "
+        "| tokens/s, best 1 s | offered (N × rate) | run average | lateness p50 (ms) | p99 (ms) | max (ms) | gap − 1/rate p50 / p99 (ms) "
+        "| first delta p50 / p99 (ms) |",
+        "|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    cost = [
+        "| N | server | server RSS idle → peak (MiB) | server KiB / stream | server CPU "
+        "| redis-server RSS idle → peak (MiB) | redis KiB / stream | redis CPU "
+        "| client CPU (per process) | machine busy | loadavg before |",
+        "|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for c in cases:
+        head = f"| {c.streams:,} | `{c.server}` "
+        if c.error:
+            flow.append(head + f"| {c.error.splitlines()[0]} | | | | | | | | | | | |")
+            cost.append(head + "| | | | | | | | | |")
+            continue
+        flow.append(
+            head + f"| {c.ok:,} | {c.failed:,} | {c.incomplete:,} | {c.concurrent:,} "
+            f"| {c.peak_rate:,.0f} "
+            f"| {c.offered:,.0f} | {c.mean_rate:,.0f} | {_ms(c.late_p50)} | {_ms(c.late_p99)} "
+            f"| {_ms(c.late_max)} | {_ms(c.step_p50, 1)} / {_ms(c.step_p99, 1)} "
+            f"| {_ms(c.first_p50)} / {_ms(c.first_p99)} |")
+        redis = "redis" in c.rss_peak
+        cost.append(
+            head + f"| {_mib(c.rss_idle.get('server'))} → {_mib(c.rss_peak.get('server'))} "
+            f"| {c.rss_per_stream('server'):,.1f} | {c.cpu.get('server', math.nan):.0%} "
+            + (f"| {_mib(c.rss_idle.get('redis'))} → {_mib(c.rss_peak.get('redis'))} "
+               f"| {c.rss_per_stream('redis'):,.1f} | {c.cpu.get('redis', math.nan):.0%} "
+               if redis else "| – | – | – ")
+            + f"| {' + '.join(f'{x:.0%}' for x in c.client_cpu)} | {c.machine_busy:.0%} "
+            f"| {c.loadavg} |")
+    errors = [f"- N = {c.streams:,}, `{c.server}`: "
+              + ", ".join(f"{k} × {v:,}" for k, v in sorted(c.errors.items()))
+              for c in cases if c.errors]
+    text = "### Flow\n\n" + "\n".join(flow) + "\n\n### Cost\n\n" + "\n".join(cost) + "\n"
+    if errors:
+        text += "\nFailures by kind:\n\n" + "\n".join(errors) + "\n"
+    disturbed = [f"- N = {c.streams:,}, `{c.server}`: measured {c.attempts} times; another heavy "
+                 f"process ran during the last: `{c.disturbed}`"
+                 for c in cases if c.disturbed and not c.error]
+    retried = [f"- N = {c.streams:,}, `{c.server}`: measured {c.attempts} times (another heavy "
+               "process ran during the earlier ones); the quiet one is shown"
+               for c in cases if c.attempts > 1 and not c.disturbed and not c.error]
+    if disturbed or retried:
+        text += "\nDisturbances:\n\n" + "\n".join(disturbed + retried) + "\n"
+    verdicts = summary_lines(cases)
+    if verdicts:
+        text += "\n" + "\n".join(f"**{line}**  " for line in verdicts) + "\n"
+    return text
+
+
+def summary_lines(cases: list[Case]) -> list[str]:
+    """Per server: the share of the offered rate it delivered at each N, and its most."""
+    lines = []
+    for name in SERVER_NAMES:
+        mine = [c for c in cases if c.server == name and not c.error]
+        if not mine:
+            continue
+        best = max(mine, key=lambda c: c.peak_rate)
+        shares = " / ".join(f"{c.peak_rate / c.offered:.0%}" for c in mine)
+        counts = " / ".join(f"{c.streams:,}" for c in mine)
+        lines.append(f"{name}: delivered {shares} of the offered tokens/s (best 1 s) at "
+                     f"N = {counts}; at most {best.peak_rate:,.0f} tokens/s")
+    return lines
+
+
+def command(argv: list[str]) -> str:
+    python = sys.executable
+    if python.startswith(str(ROOT)):
+        python = os.path.relpath(python, ROOT)
+    return " ".join([python, "-m", "benchmarks.many", *map(shlex.quote, argv)])
+
+
+def section(cases: list[Case], args: argparse.Namespace, argv: list[str]) -> str:
+    info = machine()
+    when = dt.datetime.now(dt.timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    ramps = sorted({(c.streams, c.ramp, c.clients) for c in cases})
+    waited = sum(c.waited for c in cases)
+    return f"""{MANY_HEADING}
+
+Written by `benchmarks/many.py --write`; rerun it to refresh this section.
+
+- Date: {when}
+- Command: `{command(argv)}`
+- Machine: cores {info["cores"]}, {info["CPU"]}, {info["OS"]}, Python {info["Python"]},
+  uvicorn {info["uvicorn"]}, uvloop {info["uvloop"]}, redis-server {redis_version()}
+- Load: N concurrent streams, each a POST /api/chat for the scripted provider with
+  {args.tokens_per_stream} deltas of `"w "` at {args.rate:g} tokens/s (options.delay_ms {1000 / args.rate:g}).
+- Streams opened over a ramp: {"; ".join(
+      f"N = {n:,} over {r:g} s from {k} client process{'es' if k > 1 else ''}"
+      for n, r, k in ramps)}.
+- Every server started fresh for each N, warmed up with {WARMUP[0]} short streams, then
+  measured once. Before each measurement the run waited until no
+  {HEAVY.replace("|", "/")} process was running ({waited:,.0f} s waited in all), and
+  measured again if one started during it; `loadavg before` is /proc/loadavg's
+  1/5/15-minute averages at the start of each measurement.
+
+{tables(cases)}
+- **tokens/s, best 1 s**: `delta` events received by all clients in the best 1-second
+  window; with every stream open at once it should reach **offered**, N × rate.
+  **run average**: all deltas over the time from the first request to the last delta
+  (ramp and the streams' ends included, so below offered by design).
+- **lateness**: for delta k of a stream (k = 1 … {args.tokens_per_stream - 1}),
+  arrival_k − (arrival_0 + k / rate), as the client sees it: how far the stream falls
+  behind the provider's schedule after its first delta. The scripted provider (and
+  `bare`) sleeps 1/rate before each delta without catching up, so timer rounding and
+  any event-loop lag accumulate over a stream's {args.tokens_per_stream} deltas; `bare`
+  shows the floor of that on this stack. **gap − 1/rate**: the same per step,
+  (arrival_k − arrival_(k−1)) − 1/rate: the delay each delta adds, not accumulated.
+- **streaming at once**: the most streams between their first and last delta at one
+  instant. Below N when a saturated server accepts new connections only as old
+  streams end (the rest wait in the accept queue: see **first delta**).
+- **first delta**: from opening the connection to the first delta (which the provider
+  sends after one 1/rate sleep), accept queue and request handling included.
+- **server KiB / stream**: (VmHWM after the run − VmRSS when idle after the warm-up) / N,
+  from /proc/PID/status: the memory N streams cost at their peak (divided by N even
+  where fewer were streaming at once, so a saturated server's figure is too low).
+  tokenrelay keeps finished streams for resume (`--retention`, 600 s) and, with
+  `--database memory`, the conversations in memory, so its peak includes those. **redis KiB / stream**:
+  the same for redis-server (the Redis streams, kept `--retention` after their end).
+- **CPU**: CPU time over the run's wall time (from the first request due to the last
+  client done), all threads, from /proc/PID/task/*/schedstat; 100% is one core. The
+  server's event loop is one thread: near 100% it is saturated. **machine busy**: both
+  cores, everything included (servers, redis-server, clients), from /proc/stat.
+- All on one 2-core machine over loopback: the clients and redis-server take CPU from
+  the same two cores the server runs on.
+"""
+
+
+def redis_version() -> str:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        return "not installed"
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        text = subprocess.run([binary, "--version"], capture_output=True, text=True,
+                              timeout=10).stdout
+        for part in text.split():
+            if part.startswith("v="):
+                return part[2:]
+    return "unknown"
+
+
+def write_section(text: str) -> None:
+    old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    rest, _ = split_sections(old, MANY_HEADING)
+    RESULTS.write_text(rest.rstrip("\n") + "\n\n" + text)
+
+
+# --- command line ----------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.many",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--streams", default="1000,3000",
+                        help="comma-separated counts of concurrent streams (default 1000,3000)")
+    parser.add_argument("--tokens-per-stream", type=int, default=30)
+    parser.add_argument("--rate", type=float, default=10.0, help="tokens/s per stream")
+    parser.add_argument("--ramp", type=float, default=None,
+                        help="seconds over which the streams are opened (default N/2000, 1 to 2)")
+    parser.add_argument("--clients", type=int, default=0,
+                        help="client processes (default 1, 2 from 3000 streams)")
+    parser.add_argument("--servers", default=",".join(SERVER_NAMES),
+                        help="comma-separated subset of: " + ", ".join(SERVER_NAMES))
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run for CI: 100 streams of 10 tokens")
+    parser.add_argument("--write", action="store_true",
+                        help="write the Many streams section of benchmarks/RESULTS.md")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.streams, args.tokens_per_stream = "100", 10
+    try:
+        args.counts = [int(x) for x in args.streams.split(",") if x.strip()]
+    except ValueError:
+        parser.error("--streams takes comma-separated integers")
+    if not args.counts or min(args.counts) < 1 or args.tokens_per_stream < 2 or args.rate <= 0:
+        parser.error("need at least 1 stream, 2 tokens per stream and a positive rate")
+    args.selected = [s.strip() for s in args.servers.split(",") if s.strip()]
+    unknown = set(args.selected) - set(SERVER_NAMES)
+    if unknown:
+        parser.error(f"unknown server(s): {', '.join(sorted(unknown))}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    _raise_open_files(max(args.counts) * 2 + 1024)  # the servers inherit it
+    cases: list[Case] = []
+    for n in args.counts:
+        for name in [s for s in SERVER_NAMES if s in args.selected]:
+            print(f"N = {n:,}, {name} ...", flush=True)
+            case = measure(name, n, args)
+            cases.append(case)
+            if case.error:
+                print(f"    {case.error}", flush=True)
+            else:
+                print(f"    ok {case.ok:,}/{n:,}, best {case.peak_rate:,.0f} tokens/s "
+                      f"(offered {case.offered:,.0f}), lateness p50 {_ms(case.late_p50)} ms "
+                      f"p99 {_ms(case.late_p99)} ms, server CPU {case.cpu.get('server', 0):.0%}, "
+                      f"{case.rss_per_stream():,.1f} KiB/stream, loadavg {case.loadavg}",
+                      flush=True)
+    print()
+    print(tables(cases))
+    if args.write:
+        write_section(section(cases, args, argv))
+        print(f"wrote the {MANY_HEADING[3:]} section of {RESULTS.relative_to(ROOT)}")
+    return 0 if all(c.error is None and c.ok == c.streams for c in cases) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
