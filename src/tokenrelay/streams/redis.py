@@ -71,16 +71,27 @@ def _seq(entry_id: bytes) -> int:
     return int(entry_id.split(b"-", 1)[1])
 
 
+def _split(fields: dict[bytes, bytes]) -> list[bytes]:
+    """An entry's encoded events: `e` holds them back to back, `n` their sizes."""
+    data, sizes = fields[b"e"], fields.get(b"n")
+    if sizes is None:
+        return [data]
+    events, offset = [], 0
+    for size in map(int, sizes.split(b",")):
+        events.append(data[offset:offset + size])
+        offset += size
+    return events
+
+
 class _Producing:
     """A stream this process generates: what Redis has of it, and what it lacks."""
+
+    __slots__ = ("written", "total", "finished")
 
     def __init__(self) -> None:
         self.written = 0  # events Redis is known to have
         self.total = 0  # events appended locally
         self.finished = False
-        self.wake = asyncio.Event()
-        self.flusher: asyncio.Task[None] | None = None
-        self.cancel: Callable[[], None] | None = None
 
 
 class RedisStreamLog(StreamLog):
@@ -94,6 +105,10 @@ class RedisStreamLog(StreamLog):
         self._owner = f"{socket.gethostname()}:{os.getpid()}"
         self._background: list[asyncio.Task[None]] = []
         self._unsure_until = 0.0
+        #: streams with events Redis lacks; one flusher sends them all per round trip
+        self._dirty: set[str] = set()
+        self._wake = asyncio.Event()
+        self._flusher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Check Redis answers; start the lease renewer and the cancel listener."""
@@ -105,6 +120,7 @@ class RedisStreamLog(StreamLog):
                                   code="redis_unavailable", status=503) from exc
         self._background = [asyncio.create_task(self._renew_leases()),
                             asyncio.create_task(self._listen_for_cancels())]
+        self._flusher = asyncio.create_task(self._flush())
 
     # --- producing --------------------------------------------------------------------
 
@@ -114,66 +130,84 @@ class RedisStreamLog(StreamLog):
         if not claimed:
             raise StreamExists(stream_id)
         await self._local.create(stream_id)
-        producing = self._producing[stream_id] = _Producing()
-        producing.flusher = asyncio.create_task(self._flush(stream_id, producing))
+        self._producing[stream_id] = _Producing()
 
     async def append(self, stream_id: str, event: str, data: dict[str, Any]) -> int:
         seq = await self._local.append(stream_id, event, data)
         producing = self._producing[stream_id]
         producing.total = seq
         producing.finished = event in TERMINAL_EVENTS
-        producing.wake.set()
+        self._dirty.add(stream_id)
+        self._wake.set()
         return seq
 
-    async def _flush(self, stream_id: str, producing: _Producing) -> None:
-        """Send what Redis lacks, in batches, until the terminal event is there."""
+    async def _flush(self) -> None:
+        """Send what Redis lacks, for every stream at once: one pipeline per round
+        trip, so events that arrive while one is in flight go out together in the next
+        (many streams at a few tokens/s each cost one round trip, not one each)."""
         backoff = 0.05
         while True:
-            await producing.wake.wait()
-            producing.wake.clear()
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._dirty = self._dirty, set()
             try:
-                while producing.written < producing.total:
-                    await self._send(stream_id, producing)
+                await self._send(batch)
                 backoff = 0.05
             except RedisError as exc:
-                log.warning("Redis write for %s failed (%s); retrying", stream_id, exc)
+                log.warning("Redis write failed (%s); retrying", exc)
                 self._redis_trouble()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
-                await self._resync(stream_id, producing)
-                producing.wake.set()
-                continue
-            if producing.finished and producing.written == producing.total:
-                self._producing.pop(stream_id, None)
-                return
+                await self._resync(batch)
+                self._dirty |= batch
+                self._wake.set()
 
-    async def _send(self, stream_id: str, producing: _Producing) -> None:
-        key = _events_key(stream_id)
-        upto = producing.total
+    async def _send(self, batch: set[str]) -> None:
         pipe = self._redis.pipeline(transaction=False)
-        for seq in range(producing.written + 1, upto + 1):
-            terminal = producing.finished and seq == producing.total
-            pipe.xadd(key, {"e": self._local.encoded(stream_id, seq), "t": b"1" if terminal else b"0"},
-                      id=f"0-{seq}", maxlen=MAX_EVENTS, approximate=True)
-        if producing.finished and upto == producing.total:
-            pipe.expire(key, max(1, round(self.retention)))
-            pipe.delete(_lease_key(stream_id))
-        else:
-            pipe.expire(key, LIVE_TTL)
-        results = await pipe.execute(raise_on_error=False)
-        for result in results:
+        sent: list[tuple[str, _Producing, int]] = []
+        for stream_id in batch:
+            producing = self._producing.get(stream_id)
+            if producing is None:
+                continue
+            key, first, upto = _events_key(stream_id), producing.written + 1, producing.total
+            if first <= upto:
+                # One entry per batch, its id the batch's last sequence number; the
+                # sizes let a reader split it back into events (one XADD, not one per
+                # event: a burst of tokens costs one command).
+                events = [self._local.encoded(stream_id, seq) for seq in range(first, upto + 1)]
+                pipe.xadd(key, {"e": b"".join(events), "f": first,
+                                "n": b",".join(b"%d" % len(e) for e in events),
+                                "t": b"1" if producing.finished else b"0"},
+                          id=f"0-{upto}", maxlen=MAX_EVENTS, approximate=True)
+            if producing.written == 0:
+                pipe.expire(key, LIVE_TTL)  # an unfinished stream does not live forever
+            if producing.finished:
+                pipe.expire(key, max(1, round(self.retention)))
+                pipe.delete(_lease_key(stream_id))
+            sent.append((stream_id, producing, upto))
+        if not sent:
+            return
+        for result in await pipe.execute(raise_on_error=False):
+            # "equal or smaller": a re-send after a failure of what Redis already has.
             if isinstance(result, ResponseError) and "equal or smaller" not in str(result):
                 raise result
-        producing.written = upto
+        for stream_id, producing, upto in sent:
+            producing.written = upto
+            if producing.finished and upto == producing.total:
+                self._producing.pop(stream_id, None)
 
-    async def _resync(self, stream_id: str, producing: _Producing) -> None:
-        """After a failure: learn what Redis really has (nothing, after a restart
-        without persistence) and send from there."""
+    async def _resync(self, batch: set[str]) -> None:
+        """After a failure: learn what Redis really has of each stream (nothing, after
+        a restart without persistence), so the next send starts there."""
         with contextlib.suppress(RedisError):
-            last = await self._redis.xrevrange(_events_key(stream_id), count=1)
-            producing.written = _seq(last[0][0]) if last else 0
-            await self._redis.set(_lease_key(stream_id), self._owner,
-                                  ex=max(1, round(self.lease)))
+            for stream_id in batch:
+                producing = self._producing.get(stream_id)
+                if producing is None:
+                    continue
+                last = await self._redis.xrevrange(_events_key(stream_id), count=1)
+                producing.written = _seq(last[0][0]) if last else 0
+                await self._redis.set(_lease_key(stream_id), self._owner,
+                                      ex=max(1, round(self.lease)))
 
     async def _renew_leases(self) -> None:
         while True:
@@ -237,14 +271,19 @@ class RedisStreamLog(StreamLog):
                 found = await self._redis.xread({key: f"0-{last}"}, count=1000, block=1000)
                 for _, entries in found or ():
                     for entry_id, fields in entries:
-                        seq, terminal = _seq(entry_id), fields[b"t"] == b"1"
-                        if seq == last + 1:
-                            self._local.add_encoded(stream_id, fields[b"e"], terminal)
-                            last = seq
-                        elif not terminal:
+                        events, first = _split(fields), int(fields.get(b"f", _seq(entry_id)))
+                        terminal = fields[b"t"] == b"1"
+                        if first > last + 1 and not terminal:
                             # A hole: Redis lost events and their producer is gone too.
-                            log.warning("stream %s lost events %d..%d", stream_id, last + 1, seq - 1)
+                            log.warning("stream %s lost events %d..%d", stream_id, last + 1,
+                                        first - 1)
                             return last
+                        final = first + len(events) - 1
+                        for seq, encoded in enumerate(events, first):
+                            if seq == last + 1:  # skip what a re-send repeats
+                                self._local.add_encoded(stream_id, encoded,
+                                                        terminal and seq == final)
+                                last = seq
                         if terminal:
                             return last
                 if not found and not await self.producer_alive(stream_id):
@@ -324,8 +363,9 @@ class RedisStreamLog(StreamLog):
             seq = max(_seq(entries[-1][0]) if entries else 0, known) + 1
             data = {"code": code, "message": message, "length": len(text)}
             pipe = self._redis.pipeline(transaction=False)
+            encoded = sse.encode_json(orjson.dumps(data), ERROR, seq)
             pipe.xadd(_events_key(stream_id),
-                      {"e": sse.encode_json(orjson.dumps(data), ERROR, seq), "t": b"1"},
+                      {"e": encoded, "f": seq, "n": b"%d" % len(encoded), "t": b"1"},
                       id=f"0-{seq}")
             pipe.expire(_events_key(stream_id), max(1, round(self.retention)))
             await pipe.execute()
@@ -370,11 +410,14 @@ class RedisStreamLog(StreamLog):
                 await asyncio.sleep(1)
 
     async def close(self) -> None:
-        flushers = [p.flusher for p in self._producing.values() if p.flusher is not None]
-        if flushers:  # let the last events reach Redis
-            await asyncio.wait(flushers, timeout=5)
-        for task in [*self._background, *self._tails.values(), *flushers]:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(  # let the last events reach Redis
+                p.written < p.total for p in self._producing.values()):
+            await asyncio.sleep(0.01)
+        for task in [*self._background, *self._tails.values()]:
             task.cancel()
+        if self._flusher is not None:
+            self._flusher.cancel()
         await self._local.close()
         await self._redis.aclose()
 
