@@ -15,8 +15,10 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--no-first-run"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    """Module-scoped: Playwright's sync API keeps an event loop running in this thread
+    while it is open, and the asyncio tests after it need the thread's loop free."""
     if not CHROMIUM.exists():
         pytest.skip("Chromium not found: `apt-get install chromium` (make test does this)")
     from playwright.sync_api import sync_playwright

@@ -87,7 +87,8 @@ def test_reload_mid_answer_resumes_without_duplicated_text(page: Page, page_serv
     _send(page, "Count")
     expect(_answer(page).get_by_test_id("answer-content")).to_contain_text("w10 ")
     page.reload()
-    expect(_answer(page).get_by_test_id("cursor")).to_have_count(0, timeout=30_000)
+    expect(_answer(page)).to_have_attribute("data-status", "complete", timeout=30_000)
+    expect(_answer(page).get_by_test_id("cursor")).to_have_count(0)
     shown = _answer(page).get_by_test_id("answer-content").inner_text()
     assert " ".join(shown.split()) == text.strip(), "every token once, in order"
 
