@@ -49,7 +49,7 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 bench: $(BIN)/.installed
-	$(BIN)/python -m benchmarks.relay
+	$(BIN)/python -m benchmarks
 
 clean:
 	rm -rf $(VENV)

@@ -106,6 +106,33 @@ async def paced(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
+# --- first_event: bare, its first event written at once (benchmarks/ttft.py) ----------
+
+#: The first event `first_event` writes, encoded once at import.
+FIRST_EVENT = b'id: 1\nevent: delta\ndata: {"text":"first "}\n\n'
+
+
+async def first_event(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The floor for time to first token on loopback + uvicorn: read the request body,
+    then at once the response head and a pre-encoded first `delta` (no parsing, no
+    encoding before it); the rest of the answer (the request's pieces after the first)
+    only after that."""
+    if scope["type"] == "lifespan":
+        await _lifespan(receive, send)
+        return
+    if scope["type"] != "http":
+        return
+    body = await _read_body(receive)
+    await send({"type": "http.response.start", "status": 200, "headers": _BARE_HEADERS})
+    await send({"type": "http.response.body", "body": FIRST_EVENT, "more_body": True})
+    rest = b"".join(
+        b"id: %d\nevent: delta\ndata: %s\n\n"
+        % (n, json.dumps({"text": p}, separators=_COMPACT).encode())
+        for n, p in enumerate(_pieces(json.loads(body))[1:], 2)
+    )
+    await send({"type": "http.response.body", "body": rest, "more_body": False})
+
+
 # --- sse-starlette: Starlette + EventSourceResponse, as its README shows ---------------
 
 

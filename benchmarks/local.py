@@ -1,6 +1,7 @@
 """The bundled model through the server vs llama-cpp-python alone: tokens/s and TTFT.
 
-    .venv/bin/python -m benchmarks.local [--runs 5] [--max-tokens 128] [--write]
+    .venv/bin/python -m benchmarks.local [--runs 5] [--max-tokens 128] [--quick] [--write]
+        [--out DIR]
 
 - `server`: `tokenrelay serve` (default model `local`, the bundled SmolLM2 GGUF) on a
   free 127.0.0.1 port; the client POSTs /api/chat (temperature 0, options.seed 1) and
@@ -15,7 +16,10 @@ tokens/s is (deltas - 1) / (last delta - first delta) on both paths: the rate on
 stream flows, TTFT apart. One warm-up each (the server loads the model on its first
 request), then `--runs` rounds alternating which path goes first; medians reported.
 Goal: server / alone tokens/s >= 0.95. `--write` puts a "## Local model" section in
-benchmarks/RESULTS.md (benchmarks/relay.py --write keeps it).
+benchmarks/RESULTS.md (benchmarks/relay.py --write keeps it) and its figures in
+benchmarks/results/local.json (for benchmarks/charts.py); `--out DIR` writes to DIR
+instead. `--quick` is a smoke run (1 round of 16 tokens) whose `--write` goes to a
+temporary directory unless given `--out`.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from benchmarks._client import BenchError, ChunkedBody, _headers, _request
@@ -47,9 +52,17 @@ from benchmarks.relay import (
     _cpu_seconds,
     _fractions,
     _machine_load,
+    add_out_option,
+    finite,
     machine,
+    resolve_out,
+    results_md,
     running,
+    shown,
     split_sections,
+    suite_note,
+    with_preamble,
+    write_json,
 )
 
 PROMPT = "Write a short story about a lighthouse keeper."
@@ -336,7 +349,7 @@ def section(server_runs: list[Run], alone_runs: list[Run], args: argparse.Namesp
 Written by `benchmarks/local.py --write`; rerun it to refresh this section.
 
 - Date: {when}
-- Command: `{command(argv)}`
+- Command: `{command(argv)}`{suite_note()}
 - Machine: cores {info["cores"]}, {info["CPU"]}, {info["OS"]}, Python {info["Python"]}
 - Machine load: {_fractions(args.idle_load)} in an idle second before the run;
   {_fractions(args.run_load)} during it (benchmark included)
@@ -368,10 +381,35 @@ Written by `benchmarks/local.py --write`; rerun it to refresh this section.
 """
 
 
-def write_section(text: str) -> None:
-    old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+def write_section(text: str, results: Path = RESULTS) -> None:
+    old = results.read_text() if results.exists() else "# Benchmark results\n"
     rest, _ = split_sections(old, LOCAL_HEADING)
-    RESULTS.write_text(rest.rstrip("\n") + "\n\n" + text)
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(with_preamble(rest.rstrip("\n") + "\n\n" + text))
+
+
+def figures(server_runs: list[Run], alone_runs: list[Run], args: argparse.Namespace,
+            argv: list[str]) -> dict[str, object]:
+    """What the section's table shows, for benchmarks/charts.py."""
+    from tokenrelay.providers.local import bundled_model_path
+
+    def path(name: str, runs: list[Run]) -> dict[str, object]:
+        return {"path": name,
+                "tokens_per_s": finite(_med(runs, lambda r: r.rate), 2),
+                "tokens_per_s_min": finite(min(r.rate for r in runs), 2),
+                "tokens_per_s_max": finite(max(r.rate for r in runs), 2),
+                "ttft_ms": finite(_med(runs, lambda r: r.ttft) * 1000, 2),
+                "deltas": sorted({r.deltas for r in runs}),
+                "cpu_s_per_run": finite(_med(runs, lambda r: r.cpu))}
+
+    when = dt.datetime.now(dt.timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    ratio = _med(server_runs, lambda r: r.rate) / _med(alone_runs, lambda r: r.rate)
+    return {"name": "local", "title": "Local model", "date": when,
+            "command": command(argv) + suite_note(), "machine": machine(),
+            "model": bundled_model_path().name, "runs": args.runs,
+            "max_tokens": args.max_tokens, "goal_ratio": GOAL, "ratio": finite(ratio),
+            "verdict": verdict(server_runs, alone_runs),
+            "rows": [path("server", server_runs), path("alone", alone_runs)]}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -383,8 +421,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per run")
     parser.add_argument("--write", action="store_true",
                         help="write the Local model section of benchmarks/RESULTS.md")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: 1 round of 16 tokens (overrides --runs/--max-tokens)")
+    add_out_option(parser)
     parser.add_argument("--alone-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.quick and not args.alone_worker:
+        args.runs, args.max_tokens = 1, 16
     if args.runs < 1 or args.max_tokens < 2:
         parser.error("--runs must be at least 1 and --max-tokens at least 2")
     return args
@@ -415,8 +458,11 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     print(same_text(server_runs, alone_runs))
     if args.write:
-        write_section(section(server_runs, alone_runs, args, argv))
-        print(f"wrote the {LOCAL_HEADING[3:]} section of {RESULTS.relative_to(ROOT)}")
+        out = resolve_out(args, "local")
+        write_section(section(server_runs, alone_runs, args, argv), results_md(out))
+        path = write_json(out, "local", figures(server_runs, alone_runs, args, argv))
+        print(f"wrote the {LOCAL_HEADING[3:]} section of {shown(results_md(out))} and "
+              f"{shown(path)}")
     return 0
 
 

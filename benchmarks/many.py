@@ -31,7 +31,9 @@ them from 3,000 streams on (`--clients`). Measured:
 Before each measurement it waits (up to 15 min) until no other heavy process runs
 (chromium, vite, vitest, pytest) and records /proc/loadavg. `--quick` is a smoke run
 for CI (100 streams of 10 tokens). `--write` keeps a "## Many streams" section in
-benchmarks/RESULTS.md, leaving the other sections as they are.
+benchmarks/RESULTS.md, leaving the other sections as they are, and writes its figures
+to benchmarks/results/many.json (for benchmarks/charts.py); `--out DIR` writes to DIR
+instead (a `--quick` run's `--write` goes to a temporary directory unless given one).
 """
 
 from __future__ import annotations
@@ -66,10 +68,18 @@ from benchmarks.relay import (
     _fractions,
     _tokenrelay,
     _uvicorn,
+    add_out_option,
+    finite,
     machine,
     redis_server,
+    resolve_out,
+    results_md,
     running,
+    shown,
     split_sections,
+    suite_note,
+    with_preamble,
+    write_json,
 )
 
 HEAVY = "chromium|vite|vitest|pytest"
@@ -509,7 +519,7 @@ def section(cases: list[Case], args: argparse.Namespace, argv: list[str]) -> str
 Written by `benchmarks/many.py --write`; rerun it to refresh this section.
 
 - Date: {when}
-- Command: `{command(argv)}`
+- Command: `{command(argv)}`{suite_note()}
 - Machine: cores {info["cores"]}, {info["CPU"]}, {info["OS"]}, Python {info["Python"]},
   uvicorn {info["uvicorn"]}, uvloop {info["uvloop"]}, redis-server {redis_version()}
 - Load: N concurrent streams, each a POST /api/chat for the scripted provider with
@@ -568,10 +578,42 @@ def redis_version() -> str:
     return "unknown"
 
 
-def write_section(text: str) -> None:
-    old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+def write_section(text: str, results: Path = RESULTS) -> None:
+    old = results.read_text() if results.exists() else "# Benchmark results\n"
     rest, _ = split_sections(old, MANY_HEADING)
-    RESULTS.write_text(rest.rstrip("\n") + "\n\n" + text)
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(with_preamble(rest.rstrip("\n") + "\n\n" + text))
+
+
+def figures(cases: list[Case], args: argparse.Namespace, argv: list[str]) -> dict[str, object]:
+    """What the section's tables show, for benchmarks/charts.py (times in ms)."""
+    rows: list[dict[str, object]] = []
+    for c in cases:
+        row: dict[str, object] = {"server": c.server, "streams": c.streams}
+        if c.error:
+            row["error"] = c.error.splitlines()[0]
+            rows.append(row)
+            continue
+        row.update(
+            ok=c.ok, failed=c.failed, incomplete=c.incomplete, concurrent=c.concurrent,
+            offered=finite(c.offered, 1), delivered_best_1s=finite(c.peak_rate, 1),
+            delivered_share=finite(c.peak_rate / c.offered if c.offered else None),
+            run_average=finite(c.mean_rate, 1),
+            late_p50_ms=finite(c.late_p50 * 1000), late_p99_ms=finite(c.late_p99 * 1000),
+            late_max_ms=finite(c.late_max * 1000),
+            first_p50_ms=finite(c.first_p50 * 1000), first_p99_ms=finite(c.first_p99 * 1000),
+            server_kib_per_stream=finite(c.rss_per_stream("server"), 2),
+            redis_kib_per_stream=finite(c.rss_per_stream("redis"), 2),
+            server_cpu=finite(c.cpu.get("server")), redis_cpu=finite(c.cpu.get("redis")),
+            machine_busy=finite(c.machine_busy), attempts=c.attempts, disturbed=c.disturbed,
+            loadavg=c.loadavg,
+        )
+        rows.append(row)
+    when = dt.datetime.now(dt.timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    return {"name": "many", "title": "Many streams", "date": when,
+            "command": command(argv) + suite_note(), "machine": machine(),
+            "tokens_per_stream": args.tokens_per_stream, "rate": args.rate,
+            "verdict": summary_lines(cases), "rows": rows}
 
 
 # --- command line ----------------------------------------------------------------------------
@@ -594,6 +636,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="smoke run for CI: 100 streams of 10 tokens")
     parser.add_argument("--write", action="store_true",
                         help="write the Many streams section of benchmarks/RESULTS.md")
+    add_out_option(parser)
     args = parser.parse_args(argv)
     if args.quick:
         args.streams, args.tokens_per_stream = "100", 10
@@ -631,8 +674,10 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(tables(cases))
     if args.write:
-        write_section(section(cases, args, argv))
-        print(f"wrote the {MANY_HEADING[3:]} section of {RESULTS.relative_to(ROOT)}")
+        out = resolve_out(args, "many")
+        write_section(section(cases, args, argv), results_md(out))
+        path = write_json(out, "many", figures(cases, args, argv))
+        print(f"wrote the {MANY_HEADING[3:]} section of {shown(results_md(out))} and {shown(path)}")
     return 0 if all(c.error is None and c.ok == c.streams for c in cases) else 1
 
 

@@ -25,8 +25,12 @@ the median. The servers:
 - `fastapi-sse`: FastAPI's own EventSourceResponse (fastapi.sse), as its docs show.
 
 Issue goal: tokenrelay >= 0.8x bare. `--write` records the run in benchmarks/RESULTS.md,
-keeping the "## Local model" section that benchmarks/local.py writes there and the
-"## Many streams" section that benchmarks/many.py writes.
+keeping the sections the other modules write there ("## Many streams",
+benchmarks/many.py; "## Added time to first token", benchmarks/ttft.py; "## Local model",
+benchmarks/local.py), and its figures in benchmarks/results/relay.json (for
+benchmarks/charts.py). `--out DIR` writes DIR/RESULTS.md and DIR/results/ instead;
+`--quick --write` without `--out` writes to a new temporary directory, so a smoke run
+never replaces the full figures. `python -m benchmarks` runs every module.
 """
 
 from __future__ import annotations
@@ -55,7 +59,8 @@ from pathlib import Path
 from benchmarks._client import BenchError, StreamResult, client_ceiling, stream
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS = BENCH_DIR / "RESULTS.md"
 HOST = "127.0.0.1"
 PATH = "/api/chat"
 GOAL = 0.8  # the issue: tokenrelay delivers at least 0.8x what the bare app does
@@ -473,6 +478,99 @@ def command(argv: list[str]) -> str:
 LOCAL_HEADING = "## Local model"
 #: benchmarks/many.py's section, kept likewise
 MANY_HEADING = "## Many streams"
+#: benchmarks/ttft.py's section, kept likewise
+TTFT_HEADING = "## Added time to first token"
+#: the sections other modules write, which `--write` here keeps, in this order (the
+#: order `python -m benchmarks` runs them in)
+KEPT_HEADINGS = (MANY_HEADING, TTFT_HEADING, LOCAL_HEADING)
+
+#: one line at the top of RESULTS.md, which every writer keeps (or adds)
+PREAMBLE = ("Regenerate this whole page with `.venv/bin/python -m benchmarks` (one run of "
+            "every module below; `--quick` for a smoke run that leaves this page alone); "
+            "the PNG charts go to `charts/` next to it, their figures to `results/*.json`.")
+#: set by `python -m benchmarks` for the modules it runs: its own command line
+SUITE_ENV = "BENCHMARKS_SUITE_COMMAND"
+
+
+def with_preamble(text: str) -> str:
+    """`text` with PREAMBLE as the line after its `# ` title (or first), once."""
+    lines = text.splitlines(keepends=True)
+    if any(line.rstrip("\n") == PREAMBLE for line in lines):
+        return text
+    if lines and lines[0].startswith("# "):
+        rest = "".join(lines[1:]).lstrip("\n")
+        return lines[0] + "\n" + PREAMBLE + "\n\n" + rest
+    return PREAMBLE + "\n\n" + text
+
+
+def suite_note() -> str:
+    """A note for the Command line when `python -m benchmarks` started this module."""
+    suite = os.environ.get(SUITE_ENV)
+    return f" (a step of `{suite}`)" if suite else ""
+
+
+def add_out_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--out", type=Path, default=None, metavar="DIR",
+        help="with --write: write DIR/RESULTS.md and DIR/results/*.json instead of benchmarks/ "
+             "(default benchmarks/; with --quick, a new temporary directory)")
+
+
+def resolve_out(args: argparse.Namespace, name: str) -> Path:
+    """The directory `--write` writes to: `--out`, else benchmarks/, except that a
+    `--quick` run gets a temporary directory of its own (the full figures stay)."""
+    if args.out is None:
+        if getattr(args, "quick", False) and getattr(args, "write", False):
+            args.out = Path(tempfile.mkdtemp(prefix=f"bench-{name}-quick-"))
+        else:
+            args.out = BENCH_DIR
+    args.out = args.out.resolve()
+    return args.out
+
+
+def results_md(out: Path) -> Path:
+    return out / "RESULTS.md"
+
+
+def write_json(out: Path, name: str, data: dict[str, object]) -> Path:
+    """out/results/<name>.json: the figures a section shows, for benchmarks/charts.py."""
+    def clean(value: object) -> object:  # JSON has no NaN: a figure not measured is null
+        if isinstance(value, float):
+            return finite(value, 6)
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(v) for v in value]
+        return value
+
+    path = out / "results" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(clean(data), indent=1, ensure_ascii=False, default=str) + "\n")
+    return path
+
+
+def shown(path: Path) -> str:
+    """`path` relative to the repository when it is inside, else absolute."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def finite(value: float | None, digits: int = 3) -> float | None:
+    """A float for JSON: rounded, None for NaN or infinity."""
+    if value is None or value != value or value in (float("inf"), float("-inf")):
+        return None
+    return round(float(value), digits)
+
+
+def write_section(results: Path, heading: str, text: str) -> None:
+    """Put `text` (the section under `heading`) in `results`, last, keeping every other
+    section and the preamble."""
+    old = results.read_text() if results.exists() else "# Benchmark results\n"
+    rest, _ = split_sections(old, heading)
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(with_preamble(rest.rstrip("\n") + "\n\n" + text))
 
 
 def split_sections(text: str, heading: str) -> tuple[str, str]:
@@ -554,12 +652,14 @@ def write_results(outcomes: list[Outcome], args: argparse.Namespace, argv: list[
                       else "close to the servers: the client may limit them."))
     text = f"""# Relay benchmark results
 
+{PREAMBLE}
+
 Written by `benchmarks/relay.py --write`; rerun it to refresh this page (it keeps the
-"Local model" section, which `benchmarks/local.py --write` writes, and the "Many
-streams" section, which `benchmarks/many.py --write` writes).
+"Many streams", "Added time to first token" and "Local model" sections, which
+`benchmarks/many.py`, `benchmarks/ttft.py` and `benchmarks/local.py --write` write).
 
 - Date: {when}
-- Command: `{command(argv)}`
+- Command: `{command(argv)}`{suite_note()}
 - Machine load, both cores: {_fractions(args.idle_load)} in an idle second before the
   run (other work); {_fractions(args.run_load)} during the runs (benchmark included)
 - Stream: {args.tokens:,} `delta` events per run (request body {body_kb:,.0f} KiB),
@@ -615,9 +715,43 @@ streams" section, which `benchmarks/many.py --write` writes).
   log also sends every event (pipelined `XADD`s); `sse-starlette` and `fastapi-sse`
   encode in the response path and run ping and disconnect machinery of their own.
 """
-    old = RESULTS.read_text() if RESULTS.exists() else ""
-    kept = [split_sections(old, heading)[1] for heading in (LOCAL_HEADING, MANY_HEADING)]
-    RESULTS.write_text(text + "".join("\n" + section for section in kept if section))
+    results = results_md(args.out)
+    old = results.read_text() if results.exists() else ""
+    kept = [split_sections(old, heading)[1] for heading in KEPT_HEADINGS]
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(text + "".join("\n" + section for section in kept if section))
+    write_json(args.out, "relay", figures(outcomes, args, argv, info, when))
+
+
+def figures(outcomes: list[Outcome], args: argparse.Namespace, argv: list[str],
+            info: dict[str, str], when: str) -> dict[str, object]:
+    """What the Results table shows, for benchmarks/charts.py."""
+    bare = next((o for o in outcomes if o.server.name == "bare"), None)
+    rows: list[dict[str, object]] = []
+    for o in outcomes:
+        row: dict[str, object] = {"server": o.server.name}
+        if o.skipped or not o.ok:
+            row["skipped" if o.skipped else "error"] = (
+                o.skipped or (o.error or "no runs").splitlines()[0])
+            rows.append(row)
+            continue
+        rates = [r.rate for r in o.runs]
+        row.update(
+            events_per_s=finite(statistics.median(rates), 1),
+            min=finite(min(rates), 1), max=finite(max(rates), 1),
+            x_bare=finite(_ratio(o, bare)),
+            steady_events_per_s=finite(o.median(lambda r: r.steady_rate), 1),
+            first_delta_ms=finite(o.median(lambda r: r.first_delta) * 1000),
+            events_per_send=finite(o.median(lambda r: r.events_per_chunk)),
+            events_per_write=finite(_events_per_write(o)),
+            server_cpu=finite(statistics.median(c / r.total for c, r in zip(o.server_cpu, o.runs))),
+            client_cpu=finite(o.median(lambda r: r.client_cpu / r.total)),
+        )
+        rows.append(row)
+    return {"name": "relay", "title": "Single-stream relay", "date": when,
+            "command": command(argv) + suite_note(), "machine": info,
+            "tokens": args.tokens, "repeat": args.repeat, "goal_x_bare": GOAL,
+            "verdict": verdict(outcomes), "rows": rows}
 
 
 # --- command line -------------------------------------------------------------------------
@@ -636,6 +770,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="comma-separated subset of: " + ", ".join(s.name for s in SERVERS))
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds allowed per stream")
     parser.add_argument("--write", action="store_true", help="write benchmarks/RESULTS.md")
+    add_out_option(parser)
     args = parser.parse_args(argv)
     if args.quick:
         args.tokens, args.repeat = 2_000, 1
@@ -676,8 +811,10 @@ def main(argv: list[str] | None = None) -> int:
     for line in verdict(outcomes):
         print(line)
     if args.write:
+        resolve_out(args, "relay")
         write_results(outcomes, args, argv, ceiling)
-        print(f"wrote {RESULTS.relative_to(ROOT)}")
+        print(f"wrote {shown(results_md(args.out))} and "
+              f"{shown(args.out / 'results' / 'relay.json')}")
     return 0 if all(o.ok or o.skipped for o in outcomes) else 1
 
 
