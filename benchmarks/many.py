@@ -65,7 +65,6 @@ from benchmarks.relay import (
     MachineCpu,
     Server,
     _cpu_seconds,
-    _fractions,
     _tokenrelay,
     _uvicorn,
     add_out_option,
