@@ -72,6 +72,7 @@ from benchmarks.relay import (
     machine,
     redis_server,
     resolve_out,
+    selected_servers,
     results_md,
     running,
     shown,
@@ -645,10 +646,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error("--streams takes comma-separated integers")
     if not args.counts or min(args.counts) < 1 or args.tokens_per_stream < 2 or args.rate <= 0:
         parser.error("need at least 1 stream, 2 tokens per stream and a positive rate")
-    args.selected = [s.strip() for s in args.servers.split(",") if s.strip()]
-    unknown = set(args.selected) - set(SERVER_NAMES)
-    if unknown:
-        parser.error(f"unknown server(s): {', '.join(sorted(unknown))}")
+    args.selected = selected_servers(parser, args.servers, SERVER_NAMES)
     return args
 
 

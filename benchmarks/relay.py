@@ -52,7 +52,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -509,6 +509,18 @@ def suite_note() -> str:
     return f" (a step of `{suite}`)" if suite else ""
 
 
+def selected_servers(parser: argparse.ArgumentParser, raw: str,
+                     names: Iterable[str]) -> list[str]:
+    """The comma-separated `--servers` value, checked against the known names."""
+    known = set(names)
+    selected = [n.strip() for n in raw.split(",") if n.strip()]
+    unknown = set(selected) - known
+    if unknown:
+        parser.error(f"unknown server(s) {', '.join(sorted(unknown))}: "
+                     f"choose from {', '.join(sorted(known))}")
+    return selected
+
+
 def add_out_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", type=Path, default=None, metavar="DIR",
@@ -776,12 +788,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.tokens, args.repeat = 2_000, 1
     if args.tokens < 1 or args.repeat < 1:
         parser.error("--tokens and --repeat must be at least 1")
-    names = {s.name for s in SERVERS}
-    args.selected = [n.strip() for n in args.servers.split(",") if n.strip()]
-    unknown = set(args.selected) - names
-    if unknown:
-        parser.error(f"unknown server(s) {', '.join(sorted(unknown))}: "
-                     f"choose from {', '.join(sorted(names))}")
+    args.selected = selected_servers(parser, args.servers, (s.name for s in SERVERS))
     return args
 
 

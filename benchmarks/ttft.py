@@ -66,6 +66,7 @@ from benchmarks.relay import (
     finite,
     machine,
     resolve_out,
+    selected_servers,
     results_md,
     running,
     shown,
@@ -432,12 +433,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.warmup = max(20, args.requests // 10)
     if args.requests < 1 or args.warmup < 0:
         parser.error("--requests must be at least 1 and --warmup at least 0")
-    names = {s.name for s in SERVERS}
-    args.selected = [n.strip() for n in args.servers.split(",") if n.strip()]
-    unknown = set(args.selected) - names
-    if unknown:
-        parser.error(f"unknown server(s) {', '.join(sorted(unknown))}: "
-                     f"choose from {', '.join(sorted(names))}")
+    args.selected = selected_servers(parser, args.servers, (s.name for s in SERVERS))
     return args
 
 
