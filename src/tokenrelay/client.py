@@ -118,10 +118,20 @@ def _messages(messages: MessagesLike) -> list[dict[str, str]]:
             for m in messages]
 
 
-def _chat_body(messages: MessagesLike, **fields: Any) -> dict[str, Any]:
+def _chat_request(http: httpx.Client | httpx.AsyncClient, messages: MessagesLike,
+                  idempotency_key: str | None, **fields: Any) -> httpx.Request:
+    """POST /api/chat, with an Idempotency-Key so that it can be sent again safely."""
     body: dict[str, Any] = {"messages": _messages(messages)}
     body.update({k: v for k, v in fields.items() if v is not None})
-    return body
+    return http.build_request("POST", "/api/chat", json=body, headers={
+        "Idempotency-Key": idempotency_key or str(uuid.uuid4())})
+
+
+def _resume_request(http: httpx.Client | httpx.AsyncClient, reading: _Reading) -> httpx.Request:
+    """GET the stream from after the last event seen."""
+    return http.build_request(
+        "GET", f"/api/streams/{reading.stream_id}",
+        headers={"Last-Event-ID": str(reading.last_id)} if reading.last_id else {})
 
 
 def _raise_for(response: httpx.Response) -> None:
@@ -151,10 +161,11 @@ def _headers(api_key: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
 
-class ChatStream:
-    """One answer, iterated once: yields `Start`, `Delta`s, then `Done` or `Error`."""
+class _Stream:
+    """What both stream classes hold: the request that starts the answer (None to
+    attach to an existing stream) and what has been read of it."""
 
-    def __init__(self, client: Client, request: httpx.Request | None, reading: _Reading):
+    def __init__(self, client: Any, request: httpx.Request | None, reading: _Reading):
         self._client = client
         self._request = request
         self._reading = reading
@@ -166,6 +177,12 @@ class ChatStream:
     @property
     def conversation_id(self) -> str | None:
         return self._reading.conversation_id
+
+
+class ChatStream(_Stream):
+    """One answer, iterated once: yields `Start`, `Delta`s, then `Done` or `Error`."""
+
+    _client: Client
 
     def __iter__(self) -> Iterator[StreamEvent]:
         client, reading = self._client, self._reading
@@ -226,10 +243,9 @@ class Client:
              temperature: float | None = None, options: Mapping[str, Any] | None = None,
              idempotency_key: str | None = None) -> ChatStream:
         """Start an answer. Nothing is sent until you iterate (or call `.text()`)."""
-        body = _chat_body(messages, model=model, conversation_id=conversation_id,
-                          max_tokens=max_tokens, temperature=temperature, options=options)
-        request = self._http.build_request("POST", "/api/chat", json=body, headers={
-            "Idempotency-Key": idempotency_key or str(uuid.uuid4())})
+        request = _chat_request(self._http, messages, idempotency_key, model=model,
+                                conversation_id=conversation_id, max_tokens=max_tokens,
+                                temperature=temperature, options=options)
         return ChatStream(self, request, _Reading())
 
     def regenerate(self, conversation_id: str, *, model: str | None = None,
@@ -245,9 +261,7 @@ class Client:
 
     def _open(self, request: httpx.Request | None, reading: _Reading) -> httpx.Response:
         if request is None:
-            request = self._http.build_request(
-                "GET", f"/api/streams/{reading.stream_id}",
-                headers={"Last-Event-ID": str(reading.last_id)} if reading.last_id else {})
+            request = _resume_request(self._http, reading)
         for attempt in range(self.max_retries + 1):
             try:
                 response = self._http.send(request, stream=True)
@@ -301,21 +315,10 @@ class Client:
         return response.json() if response.content else {}
 
 
-class AsyncChatStream:
+class AsyncChatStream(_Stream):
     """One answer, iterated once with `async for`; `await stream.text()`."""
 
-    def __init__(self, client: AsyncClient, request: httpx.Request | None, reading: _Reading):
-        self._client = client
-        self._request = request
-        self._reading = reading
-
-    @property
-    def stream_id(self) -> str | None:
-        return self._reading.stream_id
-
-    @property
-    def conversation_id(self) -> str | None:
-        return self._reading.conversation_id
+    _client: AsyncClient
 
     async def __aiter__(self) -> AsyncIterator[StreamEvent]:
         client, reading = self._client, self._reading
@@ -375,10 +378,9 @@ class AsyncClient:
              conversation_id: str | None = None, max_tokens: int | None = None,
              temperature: float | None = None, options: Mapping[str, Any] | None = None,
              idempotency_key: str | None = None) -> AsyncChatStream:
-        body = _chat_body(messages, model=model, conversation_id=conversation_id,
-                          max_tokens=max_tokens, temperature=temperature, options=options)
-        request = self._http.build_request("POST", "/api/chat", json=body, headers={
-            "Idempotency-Key": idempotency_key or str(uuid.uuid4())})
+        request = _chat_request(self._http, messages, idempotency_key, model=model,
+                                conversation_id=conversation_id, max_tokens=max_tokens,
+                                temperature=temperature, options=options)
         return AsyncChatStream(self, request, _Reading())
 
     def stream(self, stream_id: str, *, after: int = 0) -> AsyncChatStream:
@@ -386,9 +388,7 @@ class AsyncClient:
 
     async def _open(self, request: httpx.Request | None, reading: _Reading) -> httpx.Response:
         if request is None:
-            request = self._http.build_request(
-                "GET", f"/api/streams/{reading.stream_id}",
-                headers={"Last-Event-ID": str(reading.last_id)} if reading.last_id else {})
+            request = _resume_request(self._http, reading)
         for attempt in range(self.max_retries + 1):
             try:
                 response = await self._http.send(request, stream=True)
