@@ -14,10 +14,10 @@ from pydantic import BaseModel
 
 from tokenrelay.config import Settings
 from tokenrelay.errors import InvalidRequest, NotFound, TokenrelayError
-from tokenrelay.events import START
+from tokenrelay.events import ERROR, START
 from tokenrelay.generation import Generation
 from tokenrelay.providers import ChatRequest, Message, Provider, Registry
-from tokenrelay.store import DEFAULT_OWNER, Conversation, Page, Store, new_id
+from tokenrelay.store import DEFAULT_OWNER, Conversation, Page, Store, Turn, new_id, now
 from tokenrelay.store.null import NullStore
 from tokenrelay.streams import StreamLog, StreamNotFound
 
@@ -101,17 +101,13 @@ class ChatService:
     async def _begin(self, chat: ChatInput, resolved: _Resolved,
                      conversation: Conversation | None, stream_id: str) -> StartedStream:
         store = self.store if chat.persist else _NOTHING_KEPT
+        new = conversation is None
         if conversation is None:
-            conversation = await self._new_conversation(store, chat, resolved.model)
+            conversation = self._new_conversation(chat, resolved.model)
         history = [Message(m.role, m.content) for m in conversation.history()]  # type: ignore[arg-type]
-        asked = None
-        for message in chat.messages:
-            asked = await store.add_message(conversation.id, role=message.role,
-                                            content=message.content)
-        return await self._launch(
-            store, stream_id, conversation.id, resolved, (*history, *chat.messages), chat,
-            reply_to=asked.id if asked is not None and asked.role == "user" else None,
-        )
+        turn = Turn(conversation, new=new, asked=[(m.role, m.content) for m in chat.messages],
+                    model=resolved.model, stream_id=stream_id)
+        return await self._launch(store, turn, resolved, (*history, *chat.messages), chat)
 
     async def regenerate(self, conversation_id: str, chat: ChatInput) -> StartedStream:
         """Answer the last user message again. The earlier answer is kept as an earlier
@@ -133,24 +129,29 @@ class ChatService:
                     message.role == "assistant" and message.reply_to == last_user.id):
                 continue
             history.append(Message(message.role, message.content))  # type: ignore[arg-type]
-        return await self._launch(self.store, new_id("st"), conversation.id, resolved,
-                                  tuple(history), chat, reply_to=last_user.id)
+        turn = Turn(conversation, new=False, asked=(), model=resolved.model,
+                    stream_id=new_id("st"), reply_to=last_user.id)
+        return await self._launch(self.store, turn, resolved, tuple(history), chat)
 
     def _resolve(self, model: str | None, options: Mapping[str, Any]) -> _Resolved:
         name = model or self.settings.model
         provider, submodel = self.registry.resolve(name)
         return _Resolved(name, provider, submodel, self.registry.options(provider, options))
 
-    async def _launch(self, store: Store, stream_id: str, conversation_id: str,
-                      resolved: _Resolved, messages: tuple[Message, ...], chat: ChatInput,
-                      reply_to: str | None) -> StartedStream:
+    async def _launch(self, store: Store, turn: Turn, resolved: _Resolved,
+                      messages: tuple[Message, ...], chat: ChatInput) -> StartedStream:
+        stream_id, conversation_id = turn.stream_id, turn.conversation.id
         # The stream (and, with Redis, its lease) exists before the answer's row does,
         # so a reaper never finds a `streaming` answer without a live producer.
         await self.streams.create(stream_id)
-        answer = await store.add_message(
-            conversation_id, role="assistant", content="", model=resolved.model,
-            status="streaming", stream_id=stream_id, reply_to=reply_to,
-        )
+        try:
+            answer = await store.add_turn(turn)
+        except BaseException:
+            # The request fails (a 503 for the client); the stream must still end, or
+            # it would never expire (and, with Redis, keep its lease).
+            await self.streams.append(stream_id, ERROR, {
+                "code": "database_unavailable", "message": "The answer could not be stored."})
+            raise
         await self.streams.append(stream_id, START, {
             "stream_id": stream_id, "conversation_id": conversation_id,
             "message_id": answer.id, "model": resolved.model,
@@ -187,10 +188,12 @@ class ChatService:
                 await asyncio.sleep(0.02)
 
     @staticmethod
-    async def _new_conversation(store: Store, chat: ChatInput, model: str) -> Conversation:
+    def _new_conversation(chat: ChatInput, model: str) -> Conversation:
         first_user = next((m.content for m in chat.messages if m.role == "user"), "")
         title = " ".join(first_user.split())[:_TITLE_LENGTH] or "New chat"
-        return await store.create_conversation(title=title, model=model, owner=chat.owner)
+        created = now()
+        return Conversation(id=new_id("conv"), title=title, created=created, updated=created,
+                            owner=chat.owner, model=model)
 
     async def cancel(self, stream_id: str) -> bool:
         """Stop a generation. False if it had already finished."""

@@ -6,20 +6,39 @@ import base64
 
 import pytest
 
-from tokenrelay.store import decode_cursor
+from tokenrelay.store import Conversation, Turn, decode_cursor, new_id, now
 from tokenrelay.store.memory import MemoryStore
+
+
+def _conversation(owner: str = "o") -> Conversation:
+    created = now()
+    return Conversation(id=new_id("conv"), title="t", created=created, updated=created,
+                        owner=owner)
 
 
 async def test_a_conditional_update_leaves_a_message_that_moved_on() -> None:
     """The reaper's write must not undo an answer that completed while it looked."""
     store = MemoryStore()
-    conversation = await store.create_conversation(title="t", model="m", owner="o")
-    answer = await store.add_message(conversation.id, role="assistant", content="",
-                                     status="streaming")
+    conversation = _conversation()
+    answer = await store.add_turn(Turn(conversation, new=True, asked=[("user", "hi")],
+                                       model="m", stream_id="st_1"))
     await store.update_message(answer.id, status="complete", content="all")
     await store.update_message(answer.id, if_status="streaming", status="interrupted")
     stored = await store.get_conversation(conversation.id, owner="o")
-    assert stored is not None and stored.messages[0].status == "complete"
+    assert stored is not None and [m.status for m in stored.messages] == ["complete", "complete"]
+
+
+async def test_a_turn_keeps_its_order_and_the_answer_replies_to_the_question() -> None:
+    store = MemoryStore()
+    conversation = _conversation()
+    asked = [("system", "be brief"), ("user", "one"), ("user", "two")]
+    answer = await store.add_turn(Turn(conversation, new=True, asked=asked, model="m",
+                                       stream_id="st_1"))
+    stored = await store.get_conversation(conversation.id, owner="o")
+    assert stored is not None
+    assert [(m.role, m.content) for m in stored.messages] == [*asked, ("assistant", "")]
+    assert [m.created for m in stored.messages] == sorted({m.created for m in stored.messages})
+    assert answer.reply_to == stored.messages[2].id and answer.status == "streaming"
 
 
 async def test_a_released_idempotency_key_can_be_claimed_again() -> None:

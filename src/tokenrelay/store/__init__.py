@@ -9,12 +9,13 @@ from __future__ import annotations
 import abc
 import base64
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 __all__ = [
-    "Conversation", "Message", "Page", "Status", "Store", "new_id", "now",
+    "Conversation", "Message", "Page", "Status", "Store", "Turn", "new_id", "now",
     "encode_cursor", "decode_cursor", "DEFAULT_OWNER",
 ]
 
@@ -28,6 +29,15 @@ def new_id(prefix: str) -> str:
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def increasing_times(count: int) -> list[datetime]:
+    """`count` times from now, each after the one before: messages are ordered by
+    their time, and two written in the same microsecond must keep their order."""
+    times = [now()]
+    for _ in range(count - 1):
+        times.append(max(now(), times[-1] + timedelta(microseconds=1)))
+    return times
 
 
 @dataclass(slots=True)
@@ -73,6 +83,35 @@ class Conversation:
 
 
 @dataclass(frozen=True, slots=True)
+class Turn:
+    """What one request adds to a conversation, written in one transaction: the
+    messages sent (`asked`, as role and content) and the empty answer that streams
+    after them. The answer replies to the last asked message when it is the user's,
+    else to `reply_to` (regenerate asks nothing new)."""
+
+    conversation: Conversation
+    #: True: create `conversation` too (the request started a new one)
+    new: bool
+    asked: Sequence[tuple[str, str]]
+    model: str
+    stream_id: str
+    reply_to: str | None = None
+
+    def messages(self) -> tuple[list[Message], Message]:
+        """The asked messages and the answer, with their ids and increasing times."""
+        times = increasing_times(len(self.asked) + 1)
+        conversation_id = self.conversation.id
+        asked = [Message(id=new_id("msg"), conversation_id=conversation_id, role=role,
+                         content=content, created=created)
+                 for (role, content), created in zip(self.asked, times, strict=False)]
+        reply_to = asked[-1].id if asked and asked[-1].role == "user" else self.reply_to
+        answer = Message(id=new_id("msg"), conversation_id=conversation_id, role="assistant",
+                         content="", created=times[-1], model=self.model, status="streaming",
+                         stream_id=self.stream_id, reply_to=reply_to)
+        return asked, answer
+
+
+@dataclass(frozen=True, slots=True)
 class Page:
     conversations: list[Conversation]
     next_cursor: str | None
@@ -105,10 +144,6 @@ class Store(abc.ABC):
         """Answers stored as `streaming`: live ones, and those whose process died."""
 
     @abc.abstractmethod
-    async def create_conversation(self, *, title: str, model: str, owner: str) -> Conversation:
-        ...
-
-    @abc.abstractmethod
     async def get_conversation(self, conversation_id: str, *, owner: str) -> Conversation | None:
         """The conversation with its messages in order, or None."""
 
@@ -127,18 +162,9 @@ class Store(abc.ABC):
         ...
 
     @abc.abstractmethod
-    async def add_message(
-        self,
-        conversation_id: str,
-        *,
-        role: str,
-        content: str,
-        model: str | None = None,
-        status: Status = "complete",
-        stream_id: str | None = None,
-        reply_to: str | None = None,
-    ) -> Message:
-        ...
+    async def add_turn(self, turn: Turn) -> Message:
+        """Write `turn` at once (a half-written turn would be a question without its
+        answer row); returns the answer, stored as `streaming`."""
 
     @abc.abstractmethod
     async def update_message(self, message_id: str, *, if_status: Status | None = None,

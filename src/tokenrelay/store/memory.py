@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any
 
 from tokenrelay.store import (
-    Conversation, Message, Page, Status, Store, decode_cursor, encode_cursor, new_id, now,
+    Conversation, Message, Page, Status, Store, Turn, decode_cursor, encode_cursor, now,
 )
 
 
@@ -19,15 +19,6 @@ class MemoryStore(Store):
     def _owned(self, conversation_id: str, owner: str) -> Conversation | None:
         conversation = self._conversations.get(conversation_id)
         return conversation if conversation is not None and conversation.owner == owner else None
-
-    async def create_conversation(self, *, title: str, model: str, owner: str) -> Conversation:
-        created = now()
-        conversation = Conversation(
-            id=new_id("conv"), title=title, created=created, updated=created,
-            owner=owner, model=model,
-        )
-        self._conversations[conversation.id] = conversation
-        return conversation
 
     async def get_conversation(self, conversation_id: str, *, owner: str) -> Conversation | None:
         conversation = self._owned(conversation_id, owner)
@@ -67,28 +58,18 @@ class MemoryStore(Store):
             self._messages.pop(message.id, None)
         return True
 
-    async def add_message(
-        self,
-        conversation_id: str,
-        *,
-        role: str,
-        content: str,
-        model: str | None = None,
-        status: Status = "complete",
-        stream_id: str | None = None,
-        reply_to: str | None = None,
-    ) -> Message:
-        conversation = self._conversations[conversation_id]
-        message = Message(
-            id=new_id("msg"), conversation_id=conversation_id, role=role, content=content,
-            created=now(), model=model, status=status, stream_id=stream_id, reply_to=reply_to,
-        )
-        conversation.messages.append(message)
-        conversation.updated = message.created
-        if model is not None:
-            conversation.model = model
-        self._messages[message.id] = message
-        return message
+    async def add_turn(self, turn: Turn) -> Message:
+        if turn.new:
+            self._conversations[turn.conversation.id] = dataclasses.replace(
+                turn.conversation, messages=[])
+        conversation = self._conversations[turn.conversation.id]
+        asked, answer = turn.messages()
+        for message in (*asked, answer):
+            conversation.messages.append(message)
+            self._messages[message.id] = message
+        conversation.updated = answer.created
+        conversation.model = turn.model
+        return dataclasses.replace(answer)
 
     async def update_message(self, message_id: str, *, if_status: Status | None = None,
                              **changes: Any) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tokenrelay.errors import TokenrelayError
 from tokenrelay.store import (
-    Conversation, Message, Page, Status, Store, decode_cursor, encode_cursor, new_id, now,
+    Conversation, Message, Page, Status, Store, Turn, decode_cursor, encode_cursor, now,
 )
 from tokenrelay.store.schema import conversations, idempotency_keys, messages
 
@@ -45,6 +45,15 @@ def _message(row: Any) -> Message:
         error_code=row.error_code, error_message=row.error_message, usage=row.usage,
         timings=row.timings, stream_id=row.stream_id, reply_to=row.reply_to,
     )
+
+
+def _row(message: Message) -> dict[str, Any]:
+    return {
+        "id": message.id, "conversation_id": message.conversation_id, "role": message.role,
+        "content": message.content, "model": message.model, "status": message.status,
+        "stream_id": message.stream_id, "reply_to": message.reply_to,
+        "created": message.created,
+    }
 
 
 def _conversation(row: Any) -> Conversation:
@@ -123,17 +132,6 @@ class SqlStore(Store):
             safe = make_url(self.url).render_as_string(hide_password=True)
             raise DatabaseError(f"Cannot use the database {safe}: {exc}") from exc
 
-    async def create_conversation(self, *, title: str, model: str, owner: str) -> Conversation:
-        created = now()
-        conversation = Conversation(id=new_id("conv"), title=title, created=created,
-                                    updated=created, owner=owner, model=model)
-        async with self._engine.begin() as connection:
-            await connection.execute(conversations.insert().values(
-                id=conversation.id, owner=owner, title=title, model=model,
-                created=created, updated=created,
-            ))
-        return conversation
-
     async def get_conversation(self, conversation_id: str, *, owner: str) -> Conversation | None:
         async with self._engine.connect() as connection:
             row = (await connection.execute(
@@ -191,34 +189,21 @@ class SqlStore(Store):
                 conversations.delete().where(conversations.c.id == conversation_id))
         return True
 
-    async def add_message(
-        self,
-        conversation_id: str,
-        *,
-        role: str,
-        content: str,
-        model: str | None = None,
-        status: Status = "complete",
-        stream_id: str | None = None,
-        reply_to: str | None = None,
-    ) -> Message:
-        message = Message(id=new_id("msg"), conversation_id=conversation_id, role=role,
-                          content=content, created=now(), model=model, status=status,
-                          stream_id=stream_id, reply_to=reply_to)
-        touched: dict[str, Any] = {"updated": message.created}
-        if model is not None:
-            touched["model"] = model
+    async def add_turn(self, turn: Turn) -> Message:
+        asked, answer = turn.messages()
+        conversation = turn.conversation
         async with self._engine.begin() as connection:
-            await connection.execute(messages.insert().values(
-                id=message.id, conversation_id=conversation_id, role=role, content=content,
-                model=model, status=status, stream_id=stream_id, reply_to=reply_to,
-                created=message.created,
-            ))
-            await connection.execute(
-                conversations.update().where(conversations.c.id == conversation_id)
-                .values(**touched)
-            )
-        return message
+            if turn.new:
+                await connection.execute(conversations.insert().values(
+                    id=conversation.id, owner=conversation.owner, title=conversation.title,
+                    model=turn.model, created=conversation.created, updated=answer.created,
+                ))
+            else:
+                await connection.execute(
+                    conversations.update().where(conversations.c.id == conversation.id)
+                    .values(updated=answer.created, model=turn.model))
+            await connection.execute(messages.insert(), [_row(m) for m in (*asked, answer)])
+        return answer
 
     async def update_message(self, message_id: str, *, if_status: Status | None = None,
                              **changes: Any) -> None:
