@@ -64,6 +64,37 @@ export class ApiError extends Error {
   }
 }
 
+/** A 401: the server needs an API key and this browser has none that it accepts (never
+ *  signed in, key revoked, cookie expired). The page answers it with the sign-in form. */
+export class Unauthorized extends ApiError {
+  constructor(code: string, message: string) {
+    super(401, code, message);
+    this.name = "Unauthorized";
+  }
+}
+
+/** What GET /api/session says: does the server need a key, does this browser have one. */
+export interface SessionState {
+  keys_required: boolean;
+  signed_in: boolean;
+}
+
+type UnauthorizedListener = (error: Unauthorized) => void;
+const unauthorizedListeners = new Set<UnauthorizedListener>();
+
+/** Be told of every 401 any request of the page gets (JSON calls and streams alike),
+ *  so one place can ask for the key again. Returns the function that stops it. */
+export function onUnauthorized(listener: UnauthorizedListener): () => void {
+  unauthorizedListeners.add(listener);
+  return () => unauthorizedListeners.delete(listener);
+}
+
+/** Tell the listeners when `error` is a 401; returns it, for `throw reported(...)`. */
+export function reported<E extends ApiError>(error: E): E {
+  if (error instanceof Unauthorized) for (const listener of unauthorizedListeners) listener(error);
+  return error;
+}
+
 /** Parse Retry-After: delta-seconds or an HTTP date (RFC 9110 §10.2.3). */
 export function parseRetryAfter(value: string | null, now = Date.now()): number | null {
   if (value === null || value.trim() === "") return null;
@@ -85,6 +116,7 @@ export async function errorFromResponse(response: Response): Promise<ApiError> {
   } catch {
     // not JSON: keep the status line
   }
+  if (response.status === 401) return new Unauthorized(code, message);
   return new ApiError(
     response.status,
     code,
@@ -98,7 +130,8 @@ export function networkError(cause: unknown): ApiError {
   return new ApiError(0, "network_error", `Could not reach the server${detail}.`);
 }
 
-async function request<T>(method: string, url: string, body?: unknown): Promise<T> {
+/** `quiet`: a 401 is this call's own answer (a wrong key), not a lost session. */
+async function request<T>(method: string, url: string, body?: unknown, quiet = false): Promise<T> {
   let response: Response;
   try {
     response = await fetch(url, {
@@ -110,7 +143,10 @@ async function request<T>(method: string, url: string, body?: unknown): Promise<
   } catch (error) {
     throw networkError(error);
   }
-  if (!response.ok) throw await errorFromResponse(response);
+  if (!response.ok) {
+    const error = await errorFromResponse(response);
+    throw quiet ? error : reported(error);
+  }
   if (response.status === 204) return undefined as T;
   return (await response.json()) as T;
 }
@@ -118,6 +154,18 @@ async function request<T>(method: string, url: string, body?: unknown): Promise<
 const enc = encodeURIComponent;
 
 export const api = {
+  /** Never a 401: whether this browser must sign in before anything else. */
+  session: () => request<SessionState>("GET", "/api/session"),
+  /** Resolves on 204; a wrong key rejects with Unauthorized (and no listener is told).
+   *
+   * The page never keeps the key (no localStorage, no variable after this call): the
+   * server turns it into an HttpOnly, SameSite=Strict cookie that the browser sends with
+   * every same-origin fetch and EventSource and that no script can read. A script that
+   * got into the page (a sanitizer bypass in model output, an extension) could make
+   * requests while the page is open, but could not carry the key away to use elsewhere
+   * or later; localStorage would hand it over. */
+  signIn: (key: string) => request<void>("POST", "/api/session", { key }, true),
+  signOut: () => request<void>("DELETE", "/api/session", undefined, true),
   models: () => request<Models>("GET", "/api/models"),
   conversations: (cursor?: string | null, limit = 30) =>
     request<ConversationPage>(

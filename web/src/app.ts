@@ -2,9 +2,13 @@
  * The chat page: routes (/ and /c/{id}), the conversation on screen, the answer that
  * streams, the sidebar and the composer. Streams are read by StreamClient and drawn
  * by IncrementalRenderer (inside AnswerView); this module only wires them together.
+ *
+ * When the server needs an API key, nothing is loaded before GET /api/session says this
+ * browser is signed in; any 401 later brings the sign-in form back over the page as it
+ * is (issue 8, "Keys and isolation").
  */
 
-import { ApiError, type Conversation, type Models, type StoredMessage, api } from "./api";
+import { ApiError, type Conversation, type Models, type StoredMessage, Unauthorized, api, onUnauthorized } from "./api";
 import { describeError, describeStreamError } from "./format";
 import { type StreamOutcome, StreamClient, type StreamTarget } from "./stream";
 import { errorBanner } from "./ui/banner";
@@ -12,6 +16,7 @@ import { Composer } from "./ui/composer";
 import { copyText, h, uuid } from "./ui/dom";
 import { type AnswerVersion, AnswerView, userMessageView, versionFromStored } from "./ui/messages";
 import { Sidebar } from "./ui/sidebar";
+import { SESSION_ENDED, SignInForm } from "./ui/signin";
 
 const MODEL_KEY = "tokenrelay.model";
 /** Extra provider options sent with every answer, as JSON (developers, tests, benchmarks). */
@@ -68,8 +73,10 @@ export class App {
   private readonly announcer = byId<HTMLElement>("announcer");
   private readonly menuToggle = byId<HTMLButtonElement>("menu-toggle");
   private readonly scrollDown = byId<HTMLButtonElement>("scroll-down");
+  private readonly account = byId<HTMLElement>("account");
   private readonly composer: Composer;
   private readonly sidebar: Sidebar;
+  private readonly signInForm: SignInForm;
 
   private conversation: CurrentConversation | null = null;
   private answers: AnswerView[] = [];
@@ -78,6 +85,10 @@ export class App {
   private generation = 0;
   private stickToBottom = true;
   private scrollFrame: number | null = null;
+  /** models, history and the route were loaded once (signed in, or no key needed) */
+  private loaded = false;
+  /** the conversation of the URL could not load for a 401: open it after sign-in */
+  private routeAfterSignIn = false;
 
   constructor() {
     this.composer = new Composer({
@@ -103,14 +114,91 @@ export class App {
       },
       error: (message, retry) => this.showBanner(message, retry),
     });
+    this.signInForm = new SignInForm({
+      dialog: byId("signin"),
+      form: byId("signin-form"),
+      reason: byId("signin-reason"),
+      input: byId("signin-key"),
+      error: byId("signin-error"),
+      submit: byId("signin-submit"),
+      signIn: (key) => api.signIn(key),
+      signedIn: () => this.signedIn(),
+    });
   }
 
   start(): void {
     this.wire();
     this.renderSuggestions();
+    onUnauthorized(() => this.sessionEnded());
+    void this.checkSession();
+  }
+
+  // --- session ---------------------------------------------------------------------
+
+  private async checkSession(): Promise<void> {
+    let keysRequired: boolean;
+    let signedIn: boolean;
+    try {
+      ({ keys_required: keysRequired, signed_in: signedIn } = await api.session());
+    } catch (error) {
+      const message = error instanceof ApiError ? describeError(error) : String(error);
+      this.showBanner(`Could not reach the server. ${message}`, () => void this.checkSession());
+      return;
+    }
+    this.account.hidden = !keysRequired;
+    if (keysRequired && !signedIn) {
+      this.signInForm.show();
+    } else {
+      this.load();
+    }
+  }
+
+  private load(): void {
+    this.loaded = true;
     void this.loadModels();
     void this.sidebar.load();
     void this.route(location.pathname);
+  }
+
+  /** A 401 from any request: the key was revoked or the cookie expired. The form goes
+   *  over the page as it is, so the message box and the answers on screen stay. */
+  private sessionEnded(): void {
+    this.account.hidden = false;
+    this.clearBanner();
+    this.signInForm.show(this.loaded ? SESSION_ENDED : undefined);
+  }
+
+  private signedIn(): void {
+    this.account.hidden = false;
+    this.announce("Signed in");
+    if (!this.loaded) {
+      this.load();
+      return;
+    }
+    // Signed in again, maybe with another key (another owner): fresh history.
+    void this.loadModels();
+    void this.sidebar.load();
+    if (this.routeAfterSignIn) {
+      this.routeAfterSignIn = false;
+      void this.route(location.pathname);
+    }
+    this.composer.focus();
+  }
+
+  private async signOut(): Promise<void> {
+    try {
+      await api.signOut();
+    } catch (error) {
+      const message = error instanceof ApiError ? describeError(error) : String(error);
+      this.showBanner(`Could not sign out. ${message}`, () => void this.signOut());
+      return;
+    }
+    // Nothing of this key's stays on screen for whoever signs in next.
+    this.closeSidebar();
+    this.newChat(true);
+    this.sidebar.clear();
+    this.composer.clear();
+    this.signInForm.show();
   }
 
   // --- wiring ----------------------------------------------------------------------
@@ -128,6 +216,7 @@ export class App {
     this.menuToggle.addEventListener("click", () => this.openSidebar());
     byId("sidebar-close").addEventListener("click", () => this.closeSidebar());
     byId("backdrop").addEventListener("click", () => this.closeSidebar());
+    byId("sign-out").addEventListener("click", () => void this.signOut());
     this.modelSelect.addEventListener("change", () => {
       try {
         localStorage.setItem(MODEL_KEY, this.modelSelect.value);
@@ -178,6 +267,7 @@ export class App {
     try {
       models = await api.models();
     } catch (error) {
+      if (error instanceof Unauthorized) return; // loaded again after sign-in
       const message = error instanceof ApiError ? describeError(error) : String(error);
       this.showBanner(`Could not load the list of models. ${message}`, () => void this.loadModels());
       return;
@@ -247,7 +337,9 @@ export class App {
     } catch (error) {
       if (generation !== this.generation) return;
       this.messages.setAttribute("aria-busy", "false");
-      if (error instanceof ApiError && error.status === 404) {
+      if (error instanceof Unauthorized) {
+        this.routeAfterSignIn = true;
+      } else if (error instanceof ApiError && error.status === 404) {
         this.showBanner("This conversation does not exist (it may have been deleted).", () => this.newChat(true), "New chat");
       } else {
         const message = error instanceof ApiError ? describeError(error) : String(error);

@@ -44,8 +44,7 @@ export function describeError(error: ApiError): string {
     return "Can't reach the server: check your network connection, then retry.";
   }
   if (error.status === 401) {
-    return "The server asks for an API key (401 Unauthorized). This page can't send one yet: " +
-      "ask whoever runs the server for access.";
+    return "The server no longer accepts this browser's API key (401): sign in again, then retry.";
   }
   if (error.status === 403) return `Not allowed (403): ${error.message}`;
   if (error.status === 429) {

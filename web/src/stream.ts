@@ -15,7 +15,7 @@
  * are exactly those of EventSource.
  */
 
-import { ApiError, errorFromResponse, networkError } from "./api";
+import { ApiError, errorFromResponse, networkError, reported } from "./api";
 import { SseDecoder, type SseEvent } from "./sse";
 
 export interface StartData {
@@ -203,7 +203,9 @@ export class StreamClient {
         return { outcome: { kind: "gone", status: response.status } };
       }
       if (!response.ok || response.body === null) {
-        const error = await errorFromResponse(response);
+        // A 401 (key revoked, cookie expired) ends this read like any other HTTP error;
+        // the page is told, shows the sign-in form, and Retry resumes from here after it.
+        const error = reported(await errorFromResponse(response));
         if (RETRYABLE_STATUS.has(response.status)) return { error };
         return { outcome: { kind: "failed", error } };
       }

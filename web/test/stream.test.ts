@@ -1,4 +1,5 @@
 import { describe, expect, it, vi } from "vitest";
+import { Unauthorized, onUnauthorized } from "../src/api";
 import { StreamClient, type StreamEvent, type StreamOptions, type StreamTarget } from "../src/stream";
 
 /** One SSE event as the server writes it. */
@@ -214,9 +215,35 @@ describe("StreamClient", () => {
     expect(limited.calls).toHaveLength(1);
   });
 
-  it("reports a 401 as it is, without retrying", async () => {
-    const t = client(POST, [jsonError(401, "unauthorized")]);
-    expect(await t.client.run()).toMatchObject({ kind: "failed", error: { status: 401, code: "unauthorized", message: "unauthorized happened" } });
+  it("reports a 401 as it is, without retrying, and tells the page (sign in again)", async () => {
+    const told: Unauthorized[] = [];
+    const stop = onUnauthorized((error) => told.push(error));
+    try {
+      const t = client(POST, [jsonError(401, "unauthorized")]);
+      const outcome = await t.client.run();
+      expect(outcome).toMatchObject({ kind: "failed", error: { status: 401, code: "unauthorized", message: "unauthorized happened" } });
+      expect(outcome.kind === "failed" && outcome.error).toBeInstanceOf(Unauthorized);
+      expect(t.calls).toHaveLength(1);
+      expect(told).toHaveLength(1);
+    } finally {
+      stop();
+    }
+  });
+
+  it("stops resuming at a 401 (key revoked mid-answer), keeping its resume point", async () => {
+    const told: Unauthorized[] = [];
+    const stop = onUnauthorized((error) => told.push(error));
+    try {
+      const events = answer(["one ", "two "]);
+      const t = client(POST, [eventStream([...events.slice(0, 2), DROP], HEADERS), jsonError(401, "unauthorized")]);
+      const outcome = await t.client.run();
+      expect(outcome.kind).toBe("failed");
+      expect(told).toHaveLength(1);
+      expect(t.calls[1]).toMatchObject({ url: "/api/streams/st_1", headers: { "last-event-id": "2" } });
+      expect([t.client.streamId, t.client.lastEventId]).toEqual(["st_1", 2]);
+    } finally {
+      stop();
+    }
   });
 
   it("tells when the stream is gone: 204 past its end, 404 expired", async () => {

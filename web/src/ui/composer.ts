@@ -51,6 +51,11 @@ export class Composer {
     if (hadFocus) (streaming ? stop : input).focus();
   }
 
+  clear(): void {
+    this.parts.input.value = "";
+    this.update();
+  }
+
   /** Stop was pressed; the answer ends when the server confirms. */
   setStopping(): void {
     // Not disabled: a disabled button would drop the keyboard focus.

@@ -2,7 +2,7 @@
 
 import { type ConversationSummary, api } from "../api";
 import { describeError } from "../format";
-import { ApiError } from "../api";
+import { ApiError, Unauthorized } from "../api";
 import { h, iconButton } from "./dom";
 
 export interface SidebarHandlers {
@@ -53,6 +53,8 @@ export class Sidebar {
       }
       this.nextCursor = page.next_cursor;
     } catch (error) {
+      // A 401 brings the sign-in form, and the list is loaded again after it.
+      if (error instanceof Unauthorized) return;
       const message = error instanceof ApiError ? describeError(error) : String(error);
       this.handlers.error(`Could not load conversations. ${message}`, () => void this.load(reset));
     } finally {
@@ -61,6 +63,18 @@ export class Sidebar {
       this.loadMore.hidden = this.nextCursor === null;
       this.empty.hidden = this.items.size > 0;
     }
+  }
+
+  /** Forget every conversation (signed out: the next key may be another owner's). */
+  clear(): void {
+    for (const item of this.items.values()) item.remove();
+    this.items.clear();
+    this.summaries.clear();
+    this.startedMeanwhile.clear();
+    this.nextCursor = null;
+    this.activeId = null;
+    this.loadMore.hidden = true;
+    this.empty.hidden = false;
   }
 
   /** A conversation that just started or got a new answer goes to the top. */
