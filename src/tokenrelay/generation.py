@@ -48,7 +48,8 @@ class Generation:
         self._streams = streams
         self._store = store
         self._abandon_after = abandon_after
-        self._pump_task: asyncio.Task[None] | None = None
+        #: the task running the pump, while it runs (what `cancel()` cancels)
+        self._pumping: asyncio.Task[None] | None = None
         self._cancel_reason: str | None = None
         self._parts: list[str] = []
         self._length = 0
@@ -64,16 +65,14 @@ class Generation:
         or `shutdown`."""
         if self._cancel_reason is None:
             self._cancel_reason = reason
-        if self._pump_task is not None:
-            self._pump_task.cancel()
+        if self._pumping is not None:
+            self._pumping.cancel()
+            self._pumping = None  # once: the end that follows must not be cancelled
 
     async def run(self) -> None:
-        pump = self._pump_task = asyncio.create_task(self._pump())
-        if self._cancel_reason is not None:  # cancelled before it started
-            pump.cancel()
         watchdog = asyncio.create_task(self._watch_readers()) if self._abandon_after else None
         try:
-            await pump
+            await self._pump_until_cancelled()
         except asyncio.CancelledError:
             if self._cancel_reason is None:  # the loop itself is going away
                 self._cancel_reason = "shutdown"
@@ -92,6 +91,22 @@ class Generation:
         finally:
             if watchdog is not None:
                 watchdog.cancel()
+
+    async def _pump_until_cancelled(self) -> None:
+        """The pump, in the generation's own task rather than one more per stream (issue
+        7: a task costs its context, coroutine and wake-ups); `cancel()` cancels this
+        task only while the pump runs, never the end that follows it."""
+        if self._cancel_reason is not None:
+            raise asyncio.CancelledError  # cancelled before it started
+        task = self._pumping = asyncio.current_task()
+        try:
+            await self._pump()
+        except asyncio.CancelledError:
+            if self._cancel_reason is not None and task is not None:
+                task.uncancel()  # our own cancel, handled by run(); not the loop's
+            raise
+        finally:
+            self._pumping = None
 
     async def _pump(self) -> None:
         append, stream_id = self._streams.append, self.stream_id
