@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import os
-from dataclasses import fields
 
 import uvicorn
 from fastapi import FastAPI
@@ -25,7 +24,14 @@ def run(app: FastAPI, settings: Settings, *, log_level: str = "info") -> None:
         return
     _tune_gc()
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level,
-                loop="uvloop", http="httptools", timeout_graceful_shutdown=10, backlog=BACKLOG)
+                loop="uvloop", http="httptools", backlog=BACKLOG,
+                timeout_graceful_shutdown=_connections_timeout(settings))
+
+
+def _connections_timeout(settings: Settings) -> float:
+    """How long uvicorn waits for open connections on shutdown: past the streams'
+    grace period (server/app.py ends them then), so none is cut before its end."""
+    return settings.shutdown_grace + 10
 
 
 def _tune_gc() -> None:
@@ -47,10 +53,8 @@ def _tune_gc() -> None:
 def _run_workers(settings: Settings, log_level: str) -> None:
     """uvicorn's supervisor starts each worker from an import string; the workers
     read their settings from TOKENRELAY_* variables, set here from the flags."""
-    for field in fields(Settings):
-        value = getattr(settings, field.name)
-        if value is not None:
-            os.environ[f"TOKENRELAY_{field.name.upper()}"] = str(value)
+    os.environ.update(settings.env())
     uvicorn.run("tokenrelay.server.app:app_from_env", factory=True, workers=settings.workers,
                 host=settings.host, port=settings.port, log_level=log_level,
-                loop="uvloop", http="httptools", timeout_graceful_shutdown=10, backlog=BACKLOG)
+                loop="uvloop", http="httptools", backlog=BACKLOG,
+                timeout_graceful_shutdown=_connections_timeout(settings))
