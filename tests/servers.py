@@ -78,7 +78,8 @@ def run_process(argv: list[str], ready_url: str, *, env: dict[str, str] | None =
 def start_server(*args: str, env: dict[str, str] | None = None,
                  port: int | None = None) -> Iterator[Server]:
     """`tokenrelay serve` on a free 127.0.0.1 port, as a user would start it; with a
-    fresh SQLite file unless `args` name a --database."""
+    fresh SQLite file unless `args` name a --database, and a 1 s shutdown grace unless
+    `env` sets one (a test's teardown should not wait for streams it left running)."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     if "--database" not in args:
@@ -86,6 +87,7 @@ def start_server(*args: str, env: dict[str, str] | None = None,
         args = (*args, "--database", f"sqlite+aiosqlite:///{database}")
     argv = [sys.executable, "-m", "tokenrelay", "serve", "--host", "127.0.0.1",
             "--port", str(port), "--log-level", "warning", *args]
+    env = {"TOKENRELAY_SHUTDOWN_GRACE": "1", **(env or {})}
     with run_process(argv, f"{url}/healthz", env=env) as (process, log_path):
         yield Server(url, process, log_path)
 

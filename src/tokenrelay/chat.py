@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +20,7 @@ from tokenrelay.generation import Generation
 from tokenrelay.providers import ChatRequest, Message, Provider, Registry
 from tokenrelay.store import DEFAULT_OWNER, Conversation, Page, Store, Turn, new_id, now
 from tokenrelay.store.null import NullStore
-from tokenrelay.streams import StreamLog, StreamNotFound
+from tokenrelay.streams import StreamInfo, StreamLog, StreamNotFound
 
 log = logging.getLogger("tokenrelay.chat")
 
@@ -56,6 +57,14 @@ class StartedStream:
 
 
 @dataclass(frozen=True, slots=True)
+class _Running:
+    generation: Generation
+    task: asyncio.Task[None]
+    conversation_id: str
+    owner: str
+
+
+@dataclass(frozen=True, slots=True)
 class _Resolved:
     model: str
     provider: Provider
@@ -69,7 +78,11 @@ class ChatService:
         self.registry = registry
         self.streams = streams
         self.store = store
-        self._running: dict[str, tuple[Generation, asyncio.Task[None], str]] = {}
+        self._running: dict[str, _Running] = {}
+        #: answers between their limit check and their launch, per owner
+        self._starting: Counter[str] = Counter()
+        #: set on SIGTERM: running answers may finish, new ones are refused
+        self.closing = False
 
     # --- answers -------------------------------------------------------------------
 
@@ -79,6 +92,17 @@ class ChatService:
         if not chat.messages:
             raise InvalidRequest("'messages' is empty: send at least one message.",
                                  code="no_messages")
+        self._check_limits(chat)
+        # Counted from the check on, so that a burst cannot pass it all at once.
+        self._starting[chat.owner] += 1
+        try:
+            return await self._start(chat)
+        finally:
+            self._starting[chat.owner] -= 1
+            if not self._starting[chat.owner]:
+                del self._starting[chat.owner]
+
+    async def _start(self, chat: ChatInput) -> StartedStream:
         resolved = self._resolve(chat.model, chat.options)
         conversation = None
         if chat.conversation_id is not None:
@@ -117,8 +141,9 @@ class ChatService:
         if last_user is None:
             raise TokenrelayError("This conversation has no user message to answer.",
                                   code="nothing_to_regenerate", status=409)
-        for stream_id, (_, _, running_in) in self._running.items():
-            if running_in == conversation_id:
+        self._check_limits(chat)
+        for stream_id, running in self._running.items():
+            if running.conversation_id == conversation_id:
                 raise TokenrelayError(
                     f"An answer is still streaming in this conversation (stream {stream_id}): "
                     "cancel it first.", code="stream_in_progress", status=409)
@@ -133,6 +158,36 @@ class ChatService:
                     stream_id=new_id("st"), reply_to=last_user.id)
         return await self._launch(self.store, turn, resolved, tuple(history), chat)
 
+    def _check_limits(self, chat: ChatInput) -> None:
+        """The configured limits (docs/security.md): refuse before anything is stored."""
+        settings = self.settings
+        if self.closing:
+            raise TokenrelayError("The server is shutting down: retry in a moment (another "
+                                  "server, or this one restarted).", code="shutting_down",
+                                  status=503, retry_after=5)
+        if len(chat.messages) > settings.max_messages:
+            raise TokenrelayError(f"{len(chat.messages)} messages is over this server's limit "
+                                  f"of {settings.max_messages}: send fewer.",
+                                  code="too_many_messages")
+        characters = sum(len(m.content) for m in chat.messages)
+        if characters > settings.max_characters:
+            raise TokenrelayError(f"The messages hold {characters:,} characters, over this "
+                                  f"server's limit of {settings.max_characters:,}: send less text.",
+                                  code="too_many_characters")
+        if chat.max_tokens is not None and chat.max_tokens > settings.max_tokens_ceiling:
+            raise TokenrelayError(f"max_tokens {chat.max_tokens} is over this server's limit of "
+                                  f"{settings.max_tokens_ceiling}: ask for fewer.",
+                                  code="max_tokens_too_large", status=400)
+        limit = settings.max_streams
+        if limit and settings.api_keys:
+            mine = self._starting[chat.owner] + sum(
+                1 for r in self._running.values() if r.owner == chat.owner)
+            if mine >= limit:
+                raise TokenrelayError(
+                    f"{mine} answers are already streaming for this key (the limit is {limit}): "
+                    "wait for one to end, or cancel one.", code="too_many_streams",
+                    status=429, retry_after=2)
+
     def _resolve(self, model: str | None, options: Mapping[str, Any]) -> _Resolved:
         name = model or self.settings.model
         provider, submodel = self.registry.resolve(name)
@@ -143,7 +198,7 @@ class ChatService:
         stream_id, conversation_id = turn.stream_id, turn.conversation.id
         # The stream (and, with Redis, its lease) exists before the answer's row does,
         # so a reaper never finds a `streaming` answer without a live producer.
-        await self.streams.create(stream_id)
+        await self.streams.create(stream_id, chat.owner)
         try:
             answer = await store.add_turn(turn)
         except BaseException:
@@ -166,7 +221,7 @@ class ChatService:
         )
         self.streams.on_cancel(stream_id, generation.cancel)
         task = asyncio.create_task(generation.run(), name=f"generation {stream_id}")
-        self._running[stream_id] = (generation, task, conversation_id)
+        self._running[stream_id] = _Running(generation, task, conversation_id, chat.owner)
         task.add_done_callback(lambda _: self._running.pop(stream_id, None))
         return StartedStream(stream_id, conversation_id)
 
@@ -195,13 +250,24 @@ class ChatService:
         return Conversation(id=new_id("conv"), title=title, created=created, updated=created,
                             owner=chat.owner, model=model)
 
-    async def cancel(self, stream_id: str) -> bool:
-        """Stop a generation. False if it had already finished."""
+    async def stream(self, stream_id: str, owner: str = DEFAULT_OWNER) -> StreamInfo:
+        """The stream's state. Another owner's stream is not found, as if it did not exist."""
         try:
-            return await self.streams.request_cancel(stream_id)
+            info = await self.streams.info(stream_id)
+            if info.owner not in (None, owner):
+                raise StreamNotFound(stream_id)
         except StreamNotFound:
             raise NotFound(f"No stream {stream_id!r} (or it ended more than "
                            f"{self.settings.retention:.0f}s ago).", code="stream_not_found") from None
+        return info
+
+    async def cancel(self, stream_id: str, owner: str = DEFAULT_OWNER) -> bool:
+        """Stop a generation. False if it had already finished."""
+        await self.stream(stream_id, owner)
+        try:
+            return await self.streams.request_cancel(stream_id)
+        except StreamNotFound:
+            return False  # it ended and expired in between
 
     # --- conversations ---------------------------------------------------------------
 
@@ -229,10 +295,10 @@ class ChatService:
     async def delete(self, conversation_id: str, owner: str = DEFAULT_OWNER) -> None:
         """Delete a conversation; an answer streaming in it is stopped first."""
         await self.conversation(conversation_id, owner)
-        for generation, task, running_in in list(self._running.values()):
-            if running_in == conversation_id:
-                generation.cancel()
-                await asyncio.wait([task], timeout=5)
+        for running in list(self._running.values()):
+            if running.conversation_id == conversation_id:
+                running.generation.cancel()
+                await asyncio.wait([running.task], timeout=5)
         if not await self.store.delete_conversation(conversation_id, owner=owner):
             raise NotFound(f"No conversation {conversation_id!r}.", code="conversation_not_found")
 
@@ -265,14 +331,25 @@ class ChatService:
                         reaped)
         return reaped
 
+    async def drain(self, grace: float) -> None:
+        """Graceful shutdown: refuse new answers, give the running ones `grace` seconds
+        to finish, then end the rest (each with its `error` event, `code: shutdown`)."""
+        self.closing = True
+        tasks = [running.task for running in self._running.values()]
+        if tasks:
+            log.info("waiting up to %.0fs for %d streaming answer(s) to finish", grace, len(tasks))
+            await asyncio.wait(tasks, timeout=grace)
+        await self.end_generations()
+
     async def end_generations(self, timeout: float = 5.0) -> None:
         """Stop every running generation; each ends its stream with an `error` event
         (`code: shutdown`) and stores its partial answer as `interrupted`."""
+        self.closing = True
         running = list(self._running.values())
-        for generation, _, _ in running:
-            generation.cancel("shutdown")
+        for each in running:
+            each.generation.cancel("shutdown")
         if running:
-            await asyncio.wait([task for _, task, _ in running], timeout=timeout)
+            await asyncio.wait([each.task for each in running], timeout=timeout)
 
     async def shutdown(self) -> None:
         """End what still runs, then release providers, the stream log and the store."""

@@ -54,6 +54,11 @@ def serve(
         help="Seconds a finished stream stays readable. [default: 600]")] = None,
     abandon_after: Annotated[float | None, typer.Option(
         help="Stop a generation nobody has read for this many seconds. [default: never]")] = None,
+    api_keys_file: Annotated[str | None, typer.Option(
+        help="File with one API key per line: every /api and /v1 request then needs one "
+             "(also TOKENRELAY_API_KEYS=k1,k2).")] = None,
+    shutdown_grace: Annotated[float | None, typer.Option(
+        help="Seconds running answers get to finish on SIGTERM. [default: 20]")] = None,
     log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
 ) -> None:
     """Run the HTTP server."""
@@ -63,6 +68,7 @@ def serve(
     settings = Settings.from_env(
         host=host, port=port, model=model, database=database, redis=redis,
         retention=retention, abandon_after=abandon_after, workers=workers,
+        api_keys_file=api_keys_file, shutdown_grace=shutdown_grace,
     )
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     registry = Registry()

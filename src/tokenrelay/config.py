@@ -43,10 +43,48 @@ class Settings:
     lease: float = 6.0
     #: server processes (more than one needs --redis)
     workers: int = 1
+    #: API keys: with any, every /api and /v1 request needs one, and each key is an
+    #: owner who sees only its own conversations and streams (docs/security.md)
+    api_keys: tuple[str, ...] = ()
+    #: a file with one API key per line (blank lines and `#` comments ignored)
+    api_keys_file: str | None = None
+    #: limits: request body bytes (413), messages and characters per request, the
+    #: largest max_tokens a request may ask for (400)
+    max_body_bytes: int = 2 * 1024 * 1024
+    max_messages: int = 500
+    max_characters: int = 500_000
+    max_tokens_ceiling: int = 32_768
+    #: per key, with API keys set: requests per minute and streams generating at
+    #: once (429 with Retry-After); 0 turns a limit off
+    rate_limit: int = 600
+    max_streams: int = 16
+    #: seconds running streams get to finish on SIGTERM before each is ended with an
+    #: `error` event (`code: shutdown`) and its partial answer stored
+    shutdown_grace: float = 20.0
 
     @property
     def database_url(self) -> str:
         return self.database or default_database_url()
+
+    def keys(self) -> tuple[str, ...]:
+        """`api_keys` and the keys in `api_keys_file`. Raises OSError if it cannot be read."""
+        keys = list(self.api_keys)
+        if self.api_keys_file:
+            for line in Path(self.api_keys_file).read_text().splitlines():
+                line = line.split("#", 1)[0].strip()
+                if line:
+                    keys.append(line)
+        return tuple(dict.fromkeys(keys))
+
+    def env(self) -> dict[str, str]:
+        """These settings as TOKENRELAY_* variables (for `--workers` processes)."""
+        variables = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                text = ",".join(value) if isinstance(value, tuple) else str(value)
+                variables[f"TOKENRELAY_{f.name.upper()}"] = text
+        return variables
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -62,6 +100,8 @@ class Settings:
 
 
 def _parse(name: str, raw: str, default: Any) -> Any:
+    if isinstance(default, tuple):
+        return tuple(item.strip() for item in raw.split(",") if item.strip())
     if raw == "":
         return None
     try:

@@ -13,9 +13,12 @@ class TokenrelayError(Exception):
     status = 400
     code = "invalid_request"
 
-    def __init__(self, message: str, *, code: str | None = None, status: int | None = None):
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
+                 retry_after: int | None = None):
         super().__init__(message)
         self.message = message
+        #: seconds, sent as Retry-After (429, 503)
+        self.retry_after = retry_after
         if code is not None:
             self.code = code
         if status is not None:

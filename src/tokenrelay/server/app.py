@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import signal
 import threading
 from collections.abc import AsyncIterator, Callable
-from types import FrameType
 from contextlib import asynccontextmanager
+from dataclasses import replace
+from types import FrameType
 
 from fastapi import FastAPI
 
@@ -17,23 +19,47 @@ from tokenrelay.config import MEMORY_DATABASE, Settings
 from tokenrelay.errors import TokenrelayError
 from tokenrelay.providers import Registry
 from tokenrelay.server import errors, page, routes, v1
+from tokenrelay.server.auth import Keys
+from tokenrelay.server.guard import Guard
+from tokenrelay.server.limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from tokenrelay.store import Store
 from tokenrelay.store.memory import MemoryStore
 from tokenrelay.store.sql import SqlStore
-
-log = logging.getLogger("tokenrelay.server")
 from tokenrelay.streams import StreamLog
 from tokenrelay.streams.memory import MemoryStreamLog
 
+log = logging.getLogger("tokenrelay.server")
 
-def check_settings(settings: Settings) -> None:
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_settings(settings: Settings) -> Settings:
+    """Refuse impossible settings; returns them with the keys file read into `api_keys`."""
     if settings.workers < 1:
         raise TokenrelayError("--workers must be at least 1.")
+    try:
+        settings = replace(settings, api_keys=settings.keys(), api_keys_file=None)
+    except OSError as exc:
+        raise TokenrelayError(f"Cannot read the API keys file {settings.api_keys_file}: "
+                              f"{exc.strerror}.") from None
+    if not settings.api_keys and not _loopback(settings.host):
+        log.warning(
+            "\n!!! tokenrelay is listening on %s WITHOUT API KEYS: anyone who can reach it "
+            "can read every conversation and spend your model credits. Set "
+            "TOKENRELAY_API_KEYS or --api-keys-file (docs/security.md). !!!\n", settings.host)
     if settings.workers > 1 and not settings.redis:
         raise TokenrelayError(
             f"--workers {settings.workers} needs --redis URL: a stream lives in the process "
             "that generates it, and only a shared stream log lets another worker serve its "
             "readers, resume and cancel.")
+    return settings
 
 
 def make_streams(settings: Settings) -> StreamLog:
@@ -71,17 +97,23 @@ async def _warm(service: ChatService) -> None:
         log.exception("could not warm up %s; it loads on first use", service.settings.model)
 
 
-def _end_streams_on_exit_signal(service: ChatService) -> Callable[[], None]:
-    """uvicorn waits for open connections before the lifespan shutdown runs, and an
-    open stream would hold it until its timeout and then be cut. So on SIGTERM/SIGINT
-    the generations are ended at once: every reader gets its `error` event (`code:
-    shutdown`) and finishes, and uvicorn's own handler carries on with its shutdown.
+def _drain_on_exit_signal(service: ChatService, grace: float) -> Callable[[], None]:
+    """Graceful shutdown (issue 8). uvicorn, on SIGTERM/SIGINT, stops accepting and
+    then waits for open connections before the lifespan shutdown runs; an open stream
+    would hold it until its timeout and then be cut. So the first signal also starts
+    the drain: new answers are refused (503), running ones get `grace` seconds to
+    finish, then each is ended with an `error` event (`code: shutdown`) and its partial
+    answer stored, and its readers finish. A second signal ends them at once.
     Returns a function that puts the previous handlers back."""
     loop = asyncio.get_running_loop()
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    signals = 0
 
     def handle(sig: int, frame: FrameType | None) -> None:
-        loop.call_soon_threadsafe(lambda: loop.create_task(service.end_generations()))
+        nonlocal signals
+        signals += 1
+        end = service.drain(grace) if signals == 1 else service.end_generations()
+        loop.call_soon_threadsafe(lambda: loop.create_task(end))
         handler = previous[sig]
         if callable(handler):
             handler(sig, frame)
@@ -106,8 +138,11 @@ def app_from_env() -> FastAPI:
 
 def create_app(settings: Settings | None = None, registry: Registry | None = None) -> FastAPI:
     """Build the app; its lifespan makes the service and ends every stream on shutdown."""
-    settings = settings or Settings.from_env()
-    check_settings(settings)
+    settings = check_settings(settings or Settings.from_env())
+    limiter: RateLimiter | None = None
+    if settings.api_keys and settings.rate_limit:
+        limiter = (RedisRateLimiter(settings.rate_limit, settings.redis) if settings.redis
+                   else MemoryRateLimiter(settings.rate_limit))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -121,7 +156,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         background = [asyncio.create_task(_warm(service))]
         if settings.redis:
             background.append(asyncio.create_task(_reap_now_and_then(service, settings.lease)))
-        restore = _end_streams_on_exit_signal(service)
+        restore = _drain_on_exit_signal(service, settings.shutdown_grace)
         try:
             yield
         finally:
@@ -129,8 +164,13 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
             for task in background:
                 task.cancel()
             await service.shutdown()
+            if limiter is not None:
+                await limiter.close()
 
     app = FastAPI(title="tokenrelay", version="0.1.0", lifespan=lifespan)
+    app.state.keys = Keys(settings.api_keys)
+    app.add_middleware(Guard, keys=app.state.keys, limiter=limiter,
+                       max_body_bytes=settings.max_body_bytes)
     errors.install(app)
     app.include_router(routes.router)
     app.include_router(v1.router)

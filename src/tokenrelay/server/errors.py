@@ -57,7 +57,10 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 
 async def _tokenrelay_error(request: Request, exc: TokenrelayError) -> JSONResponse:
-    return error_response(_openai_status(request, exc.status, exc.code), exc.code, exc.message)
+    response = error_response(_openai_status(request, exc.status, exc.code), exc.code, exc.message)
+    if exc.retry_after is not None:
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:

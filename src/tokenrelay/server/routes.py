@@ -8,18 +8,27 @@ from fastapi import APIRouter, Header, Query, Request, Response
 
 from tokenrelay import sse
 from tokenrelay.chat import ChatInput, ChatService, StartedStream
-from tokenrelay.errors import NotFound, TokenrelayError
+from tokenrelay.errors import TokenrelayError
 from tokenrelay.providers import Message
 from tokenrelay.server.responses import EventStreamResponse
-from tokenrelay.server.schemas import ChatBody, RegenerateBody, RenameBody
+from tokenrelay.server.auth import COOKIE, Keys
+from tokenrelay.server.schemas import ChatBody, RegenerateBody, RenameBody, SessionBody
 from tokenrelay.store import Conversation
-from tokenrelay.streams import StreamNotFound
 
 router = APIRouter()
+
+#: how long the sign-in cookie lasts
+_SESSION_SECONDS = 30 * 24 * 3600
 
 
 def _service(request: Request) -> ChatService:
     return request.app.state.service  # type: ignore[no-any-return]
+
+
+def _owner(request: Request) -> str:
+    """Who asks: their key's owner (server/guard.py set it), or the one owner when the
+    server has no keys."""
+    return request.state.owner  # type: ignore[no-any-return]
 
 
 def _stream_response(service: ChatService, stream_id: str, after: int,
@@ -50,7 +59,7 @@ async def chat(
         messages=[Message(m.role, m.content) for m in body.messages],
         model=body.model, conversation_id=body.conversation_id,
         max_tokens=body.max_tokens, temperature=body.temperature, options=body.options,
-        idempotency_key=idempotency_key,
+        idempotency_key=idempotency_key, owner=_owner(request),
     ))
     return _stream_response(service, started.stream_id, 0, started)
 
@@ -81,11 +90,7 @@ async def read_stream(
     """The stream as an EventSource, from after `Last-Event-ID` (header or query)."""
     service = _service(request)
     after = _resume_point(last_event_id_header, last_event_id)
-    try:
-        info = await service.streams.info(stream_id)
-    except StreamNotFound:
-        raise NotFound(f"No stream {stream_id!r} (or it ended more than "
-                       f"{service.settings.retention:.0f}s ago).", code="stream_not_found") from None
+    info = await service.stream(stream_id, _owner(request))
     if info.finished and after >= info.last_seq:
         # Nothing left to send. 204 tells an EventSource to stop reconnecting
         # (WHATWG SSE §9.2.3: any status but 200 fails the connection).
@@ -97,7 +102,7 @@ async def read_stream(
 async def cancel_stream(stream_id: str, request: Request) -> dict[str, Any]:
     """Stop the generation; its stream ends with `done`, `finish_reason: "cancelled"`.
     `cancelled` is false when the stream had already ended."""
-    cancelled = await _service(request).cancel(stream_id)
+    cancelled = await _service(request).cancel(stream_id, _owner(request))
     return {"stream_id": stream_id, "cancelled": cancelled}
 
 
@@ -135,7 +140,7 @@ async def list_conversations(
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> dict[str, Any]:
     """Newest first; pass `next_cursor` back as `cursor` for the next page."""
-    page = await _service(request).conversations(limit=limit, cursor=cursor)
+    page = await _service(request).conversations(_owner(request), limit=limit, cursor=cursor)
     return {"conversations": [_summary_json(c) for c in page.conversations],
             "next_cursor": page.next_cursor}
 
@@ -144,19 +149,21 @@ async def list_conversations(
 async def get_conversation(conversation_id: str, request: Request) -> dict[str, Any]:
     """The conversation with its messages, each with its status and text so far.
     Answers replaced by regenerate stay, as earlier versions with the same `reply_to`."""
-    return _conversation_json(await _service(request).conversation(conversation_id))
+    return _conversation_json(
+        await _service(request).conversation(conversation_id, _owner(request)))
 
 
 @router.patch("/api/conversations/{conversation_id}")
 async def rename_conversation(conversation_id: str, body: RenameBody,
                               request: Request) -> dict[str, Any]:
-    return _conversation_json(await _service(request).rename(conversation_id, body.title))
+    return _conversation_json(
+        await _service(request).rename(conversation_id, body.title, _owner(request)))
 
 
 @router.delete("/api/conversations/{conversation_id}", status_code=204)
 async def delete_conversation(conversation_id: str, request: Request) -> Response:
     """Delete it and its messages; an answer still streaming in it is stopped first."""
-    await _service(request).delete(conversation_id)
+    await _service(request).delete(conversation_id, _owner(request))
     return Response(status_code=204)
 
 
@@ -169,7 +176,7 @@ async def regenerate(conversation_id: str, request: Request,
     service = _service(request)
     started = await service.regenerate(conversation_id, ChatInput(
         messages=(), model=body.model, max_tokens=body.max_tokens,
-        temperature=body.temperature, options=body.options,
+        temperature=body.temperature, options=body.options, owner=_owner(request),
     ))
     return _stream_response(service, started.stream_id, 0, started)
 
@@ -181,6 +188,36 @@ async def models(request: Request) -> dict[str, Any]:
     available = service.registry.available_models()
     default = service.settings.model
     return {"default": default, "models": [default, *(m for m in available if m != default)]}
+
+
+@router.get("/api/session")
+async def session(request: Request) -> dict[str, bool]:
+    """Whether this server needs an API key, and whether this request carries a valid
+    one (the chat page asks this first). Never 401."""
+    keys: Keys = request.app.state.keys
+    return {"keys_required": keys.required, "signed_in": request.state.owner is not None}
+
+
+@router.post("/api/session", status_code=204)
+async def sign_in(body: SessionBody, request: Request) -> Response:
+    """Check a key and keep it in an HttpOnly, SameSite=Strict cookie, which the chat
+    page and EventSource send (they cannot send an Authorization header)."""
+    keys: Keys = request.app.state.keys
+    if not keys.required:
+        raise TokenrelayError("This server needs no API key.", code="keys_not_required")
+    if keys.owner(body.key) is None:
+        raise TokenrelayError("That API key is not valid here.", code="unauthorized", status=401)
+    response = Response(status_code=204)
+    response.set_cookie(COOKIE, body.key, max_age=_SESSION_SECONDS, httponly=True,
+                        samesite="strict", secure=request.url.scheme == "https")
+    return response
+
+
+@router.delete("/api/session", status_code=204)
+async def sign_out() -> Response:
+    response = Response(status_code=204)
+    response.delete_cookie(COOKIE, httponly=True, samesite="strict")
+    return response
 
 
 @router.get("/healthz")

@@ -38,3 +38,9 @@ class RegenerateBody(BaseModel):
     max_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
     options: dict[str, Any] = Field(default_factory=dict)
+
+
+class SessionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = Field(min_length=1, max_length=500)

@@ -155,7 +155,8 @@ async def chat_completions(
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Response:
     service: ChatService = request.app.state.service
-    chat = dataclasses.replace(_chat_input(body, service), idempotency_key=idempotency_key)
+    chat = dataclasses.replace(_chat_input(body, service), idempotency_key=idempotency_key,
+                               owner=request.state.owner)
     started = await service.start(chat)
     created = int(time.time())
     completion_id = f"chatcmpl-{started.stream_id}"
@@ -191,8 +192,8 @@ async def _stop_if_unread(service: ChatService, stream_id: str) -> None:
     through /api/streams, the generation stops."""
     try:
         if (await service.streams.info(stream_id)).readers == 0:
-            await service.cancel(stream_id)
-    except (TokenrelayError, StreamNotFound):
+            await service.streams.request_cancel(stream_id)
+    except StreamNotFound:
         pass  # it has ended, and may be gone
 
 

@@ -39,6 +39,8 @@ class StreamInfo:
     readers: int
     #: monotonic time since which the stream has had no reader (None while it has one)
     unread_since: float | None
+    #: who started it (an API key's owner); only they may read or cancel it
+    owner: str | None = None
 
 
 class StreamLog(abc.ABC):
@@ -46,8 +48,8 @@ class StreamLog(abc.ABC):
         """Connect and start background work (a no-op in one process)."""
 
     @abc.abstractmethod
-    async def create(self, stream_id: str) -> None:
-        """Start an empty stream. Raises StreamExists if the id is taken."""
+    async def create(self, stream_id: str, owner: str | None = None) -> None:
+        """Start an empty stream for `owner`. Raises StreamExists if the id is taken."""
 
     @abc.abstractmethod
     async def append(self, stream_id: str, event: str, data: dict[str, Any]) -> int:

@@ -17,9 +17,11 @@ _EVENTS, _PING = 0, 1
 
 
 class _Stream:
-    __slots__ = ("events", "finished", "waiters", "readers", "unread_since", "expires", "cancel")
+    __slots__ = ("events", "finished", "waiters", "readers", "unread_since", "expires", "cancel",
+                 "owner")
 
-    def __init__(self) -> None:
+    def __init__(self, owner: str | None = None) -> None:
+        self.owner = owner
         self.events: list[bytes] = []  # events[i] has sequence number i + 1
         self.finished = False
         #: readers waiting for the next event, with the time each began to wait
@@ -66,10 +68,10 @@ class MemoryStreamLog(StreamLog):
             raise StreamNotFound(stream_id)
         return stream
 
-    async def create(self, stream_id: str) -> None:
+    async def create(self, stream_id: str, owner: str | None = None) -> None:
         if stream_id in self._streams:
             raise StreamExists(stream_id)
-        self._streams[stream_id] = _Stream()
+        self._streams[stream_id] = _Stream(owner)
         if self._housekeeper is None:
             self._housekeeper = asyncio.create_task(self._housekeeping())
 
@@ -134,6 +136,7 @@ class MemoryStreamLog(StreamLog):
             finished=stream.finished,
             readers=stream.readers,
             unread_since=stream.unread_since,
+            owner=stream.owner,
         )
 
     async def request_cancel(self, stream_id: str) -> bool:

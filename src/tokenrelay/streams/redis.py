@@ -55,6 +55,10 @@ def _lease_key(stream_id: str) -> str:
     return f"tokenrelay:{{{stream_id}}}:lease"
 
 
+def _owner_key(stream_id: str) -> str:
+    return f"tokenrelay:{{{stream_id}}}:owner"
+
+
 def _lost_key(stream_id: str) -> str:
     return f"tokenrelay:{{{stream_id}}}:lost"
 
@@ -124,12 +128,16 @@ class RedisStreamLog(StreamLog):
 
     # --- producing --------------------------------------------------------------------
 
-    async def create(self, stream_id: str) -> None:
+    async def create(self, stream_id: str, owner: str | None = None) -> None:
         claimed = await self._redis.set(_lease_key(stream_id), self._owner,
                                         ex=max(1, round(self.lease)), nx=True)
         if not claimed:
             raise StreamExists(stream_id)
-        await self._local.create(stream_id)
+        if owner is not None:
+            # Outlives the events (at most LIVE_TTL, or `retention` after their end).
+            await self._redis.set(_owner_key(stream_id), owner,
+                                  ex=LIVE_TTL + max(1, round(self.retention)))
+        await self._local.create(stream_id, owner)
         self._producing[stream_id] = _Producing()
 
     async def append(self, stream_id: str, event: str, data: dict[str, Any]) -> int:
@@ -314,13 +322,16 @@ class RedisStreamLog(StreamLog):
         if stream_id in self._producing:
             local = await self._local.info(stream_id)
             if local.readers == 0 and await self._redis.exists(_reading_key(stream_id)):
-                return StreamInfo(local.last_seq, local.finished, 1, None)
+                return StreamInfo(local.last_seq, local.finished, 1, None, local.owner)
             return local
-        last = await self._redis.xrevrange(_events_key(stream_id), count=1)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            last, owner = await (pipe.xrevrange(_events_key(stream_id), count=1)
+                                 .get(_owner_key(stream_id)).execute())
         if not last:
             raise StreamNotFound(stream_id)
         entry_id, fields = last[0]
-        return StreamInfo(_seq(entry_id), fields[b"t"] == b"1", 0, None)
+        return StreamInfo(_seq(entry_id), fields[b"t"] == b"1", 0, None,
+                          owner.decode() if owner is not None else None)
 
     async def producer_alive(self, stream_id: str) -> bool:
         if stream_id in self._producing:
