@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,8 +18,19 @@ pytestmark = pytest.mark.model
 
 
 @pytest.fixture(scope="module")
-def local_server() -> Iterator[Server]:
-    with start_server() as running:  # no --model: the default is the bundled model
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A models directory holding the bundled GGUF under another name."""
+    from tokenrelay.providers.local import bundled_model_path
+
+    directory = tmp_path_factory.mktemp("models")
+    (directory / "smol.gguf").symlink_to(bundled_model_path())
+    return directory
+
+
+@pytest.fixture(scope="module")
+def local_server(models: Path) -> Iterator[Server]:
+    # No --model: the default is the bundled model.
+    with start_server(env={"TOKENRELAY_MODELS_DIR": str(models)}) as running:
         yield running
 
 
@@ -89,12 +101,19 @@ def test_a_queued_request_gets_start_at_once_and_waits_its_turn(local_server: Se
     assert results["second"][-1][1] == "done"
 
 
-def test_any_gguf_loads_by_path_and_a_missing_one_is_a_400(local_server: Server) -> None:
+def test_a_gguf_loads_by_path_only_from_the_models_directory(local_server: Server) -> None:
     from tokenrelay.providers.local import bundled_model_path
 
-    received = chat(local_server.url, _ask("Hi", max_tokens=4, model=f"local/{bundled_model_path()}"))
-    assert received.last[0] == "done" and received.text
-    response = httpx.post(f"{local_server.url}/api/chat",
-                          json=_ask("Hi", model="local//nowhere/model.gguf"), timeout=10)
-    assert response.status_code == 400
-    assert response.json()["error"]["code"] == "model_not_found"
+    for model in ("local/smol.gguf", f"local/{bundled_model_path()}"):
+        received = chat(local_server.url, _ask("Hi", max_tokens=4, model=model))
+        assert received.last[0] == "done" and received.text, model
+    for model, code in [("local/missing.gguf", "model_not_found"),
+                        ("local//etc/passwd", "model_not_allowed"),
+                        ("local/../../../../etc/hostname.gguf", "model_not_allowed"),
+                        ("local//nowhere/model.gguf", "model_not_allowed")]:
+        response = httpx.post(f"{local_server.url}/api/chat", json=_ask("Hi", model=model),
+                              timeout=10)
+        assert response.status_code == 400, model
+        error = response.json()["error"]
+        assert error["code"] == code, model
+        assert "passwd" not in code and "root:" not in error["message"]

