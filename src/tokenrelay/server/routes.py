@@ -43,7 +43,7 @@ def _stream_response(service: ChatService, stream_id: str, after: int,
     )
 
 
-@router.post("/api/chat", response_class=EventStreamResponse,
+@router.post("/api/chat", response_class=EventStreamResponse, status_code=200,
              responses={200: {"content": {"text/event-stream": {}}}})
 async def chat(
     body: ChatBody,
@@ -79,7 +79,7 @@ def _resume_point(header: str | None, query: str | None) -> int:
     return after
 
 
-@router.get("/api/streams/{stream_id}", response_class=EventStreamResponse,
+@router.get("/api/streams/{stream_id}", response_class=EventStreamResponse, status_code=200,
             responses={200: {"content": {"text/event-stream": {}}}, 204: {}})
 async def read_stream(
     stream_id: str,
@@ -167,7 +167,8 @@ async def delete_conversation(conversation_id: str, request: Request) -> Respons
     return Response(status_code=204)
 
 
-@router.post("/api/conversations/{conversation_id}/regenerate", response_class=EventStreamResponse,
+@router.post("/api/conversations/{conversation_id}/regenerate",
+             response_class=EventStreamResponse, status_code=200,
              responses={200: {"content": {"text/event-stream": {}}}})
 async def regenerate(conversation_id: str, request: Request,
                      body: RegenerateBody | None = None) -> Response:
