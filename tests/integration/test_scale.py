@@ -217,3 +217,39 @@ def test_nginx_in_front_of_two_workers_passes_tokens_unbuffered(redis_port: int)
         stream_id = json.loads(chat(f"http://127.0.0.1:{port}", _body()).events[0].data)[
             "stream_id"]
         assert resume(f"http://127.0.0.1:{port}", stream_id).last[0] == "done"
+
+
+def test_keys_isolate_and_rate_limit_across_hosts(redis_port: int, postgres: Postgres) -> None:
+    """Ownership and the per-key rate live in Redis: another host enforces them too."""
+    alice, bob = "alice-key-0123456789", "bob-key-0123456789"
+    args = ("--model", "scripted", "--redis", f"redis://127.0.0.1:{redis_port}/0",
+            "--database", postgres.create_database())
+    env = {"TOKENRELAY_API_KEYS": f"{alice},{bob}", "TOKENRELAY_RATE_LIMIT": "8"}
+    with start_server(*args, env=env) as a, start_server(*args, env=env) as b:
+        if time.time() % 60 > 55:  # the shared count is per clock minute: stay inside one
+            time.sleep(60 - time.time() % 60 + 0.1)
+        as_alice = {"Authorization": f"Bearer {alice}"}
+        as_bob = {"Authorization": f"Bearer {bob}"}
+        with httpx.stream("POST", f"{a.url}/api/chat", json=_body(text="mine"),
+                          headers=as_alice, timeout=30) as response:
+            stream_id = response.headers["x-stream-id"]
+            assert [e.event for e in iter_events(response)][-1] == "done"
+        # Host b has never seen the stream: it asks Redis whose it is.
+        foreign = httpx.get(f"{b.url}/api/streams/{stream_id}", headers=as_bob, timeout=10)
+        assert foreign.status_code == 404
+        assert foreign.json()["error"]["code"] == "stream_not_found"
+        cancel = httpx.post(f"{b.url}/api/streams/{stream_id}/cancel", headers=as_bob,
+                            timeout=10)
+        assert cancel.status_code == 404
+        with httpx.stream("GET", f"{b.url}/api/streams/{stream_id}", headers=as_alice,
+                          timeout=30) as response:
+            assert response.status_code == 200
+            replayed = [json.loads(e.data) for e in iter_events(response) if e.event == "delta"]
+        assert "".join(d["text"] for d in replayed) == "mine"
+        # Alice has made 2 requests this minute (one to a, one to b); 6 more are allowed
+        # in all, whichever host they reach, then 429.
+        statuses = [httpx.get(f"{(a, b)[n % 2].url}/api/conversations", headers=as_alice,
+                              timeout=10).status_code for n in range(7)]
+        assert statuses == [200] * 6 + [429]
+        assert httpx.get(f"{a.url}/api/conversations", headers=as_bob,
+                         timeout=10).status_code == 200
