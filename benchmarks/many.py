@@ -29,7 +29,10 @@ them from 3,000 streams on (`--clients`). Measured:
 - errors (HTTP errors, refused or dropped connections) and incomplete streams.
 
 Before each measurement it waits (up to 15 min) until no other heavy process runs
-(chromium, vite, vitest, pytest) and records /proc/loadavg. `--quick` is a smoke run
+(chromium, vite, vitest, pytest) and records /proc/loadavg; `--no-wait` measures at
+once (compare the servers within such a run). It exits 1 only for a broken run: a case
+it could not measure, an HTTP error, a malformed or short answer. Streams a saturated
+server took too late or reset are a result, counted in the table. `--quick` is a smoke run
 for CI (100 streams of 10 tokens). `--write` keeps a "## Many streams" section in
 benchmarks/RESULTS.md, leaving the other sections as they are, and writes its figures
 to benchmarks/results/many.json (for benchmarks/charts.py); `--out DIR` writes to DIR
@@ -385,11 +388,11 @@ def measure(name: str, n: int, args: argparse.Namespace,
     for attempt in range(1, ATTEMPTS + 1):
         case = Case(name, n, args.tokens_per_stream, args.rate, ramp, clients,
                     waited=case.waited, attempts=attempt)
-        if not args.quick:  # a smoke (CI, under pytest) checks that it runs, not speed
+        if not (args.quick or args.no_wait):  # a smoke (CI, under pytest) checks that it runs
             case.waited += wait_until_quiet(log)
         case.loadavg = loadavg()
         _measure_once(case, args)
-        if case.disturbed is None or case.error or args.quick:
+        if case.disturbed is None or case.error or args.quick or args.no_wait:
             break
         log(f"    disturbed by {case.disturbed}" + ("; measuring again" if attempt < ATTEMPTS else ""))
     return case
@@ -528,9 +531,7 @@ Written by `benchmarks/many.py --write`; rerun it to refresh this section.
       f"N = {n:,} over {r:g} s from {k} client process{'es' if k > 1 else ''}"
       for n, r, k in ramps)}.
 - Every server started fresh for each N, warmed up with {WARMUP[0]} short streams, then
-  measured once. Before each measurement the run waited until no
-  {HEAVY.replace("|", "/")} process was running ({waited:,.0f} s waited in all), and
-  measured again if one started during it; `loadavg before` is /proc/loadavg's
+  measured once. {_quiet_note(args, waited)}; `loadavg before` is /proc/loadavg's
   1/5/15-minute averages at the start of each measurement.
 
 {tables(cases)}
@@ -563,6 +564,15 @@ Written by `benchmarks/many.py --write`; rerun it to refresh this section.
 - All on one 2-core machine over loopback: the clients and redis-server take CPU from
   the same two cores the server runs on.
 """
+
+
+def _quiet_note(args: argparse.Namespace, waited: float) -> str:
+    if args.no_wait:
+        return ("With `--no-wait`, measured at once, other heavy processes or not: compare "
+                "the servers within this run")
+    return (f"Before each measurement the run waited until no {HEAVY.replace('|', '/')} "
+            f"process was running ({waited:,.0f} s waited in all), and measured again if one "
+            "started during it")
 
 
 def redis_version() -> str:
@@ -636,6 +646,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="smoke run for CI: 100 streams of 10 tokens")
     parser.add_argument("--write", action="store_true",
                         help="write the Many streams section of benchmarks/RESULTS.md")
+    parser.add_argument("--no-wait", action="store_true",
+                        help="measure at once, even while other heavy processes run (compare "
+                             "the servers within one run; the table records the load)")
     add_out_option(parser)
     args = parser.parse_args(argv)
     if args.quick:
@@ -675,7 +688,26 @@ def main(argv: list[str] | None = None) -> int:
         write_section(section(cases, args, argv), results_md(out))
         path = write_json(out, "many", figures(cases, args, argv))
         print(f"wrote the {MANY_HEADING[3:]} section of {shown(results_md(out))} and {shown(path)}")
-    return 0 if all(c.error is None and c.ok == c.streams for c in cases) else 1
+    broken = [c for c in cases if real_errors(c)]
+    for c in broken:
+        print(f"error: N = {c.streams:,}, {c.server}: {real_errors(c)}", file=sys.stderr)
+    return 1 if broken else 0
+
+
+#: how a saturated server fails a client: it takes the connection too late, or drops it
+#: from a full accept queue. A measured result (the table shows it), not a broken run.
+SATURATION = ("timed out", "connection lost: ConnectionResetError", "connect: ")
+
+
+def real_errors(case: Case) -> str:
+    """What says the run or the server is broken, as opposed to saturated: the case
+    could not be measured, a stream got an HTTP error or a malformed or short answer."""
+    if case.error:
+        return case.error.splitlines()[0]
+    wrong = {k: v for k, v in case.errors.items() if not k.startswith(SATURATION)}
+    if case.incomplete:
+        wrong["incomplete"] = case.incomplete
+    return ", ".join(f"{k} × {v:,}" for k, v in sorted(wrong.items()))
 
 
 if __name__ == "__main__":
