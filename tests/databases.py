@@ -44,6 +44,14 @@ class Postgres:
                         "-p", str(self.port), "-U", "postgres", name], check=True)
         return self.url(name)
 
+    def drop_database(self, url: str) -> None:
+        """Drop the database at `url`, cutting its open connections: a database lost."""
+        name = url.rsplit("/", 1)[1]
+        subprocess.run([*self._user, str(self.bindir / "psql"), "-h", "127.0.0.1", "-p",
+                        str(self.port), "-U", "postgres", "-c",
+                        f"DROP DATABASE {name} WITH (FORCE)"], check=True,
+                       stdout=subprocess.DEVNULL)
+
 
 def _as_postgres_user() -> tuple[list[str], int | None, int | None]:
     if os.geteuid() != 0:

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from tokenrelay.config import Settings
 from tokenrelay.errors import InvalidRequest, NotFound, TokenrelayError
-from tokenrelay.events import ERROR, START
+from tokenrelay.events import START
 from tokenrelay.generation import Generation
 from tokenrelay.providers import ChatRequest, Message, Provider, Registry
 from tokenrelay.store import DEFAULT_OWNER, Conversation, Page, Store, Turn, new_id, now
@@ -129,8 +129,8 @@ class ChatService:
         if conversation is None:
             conversation = self._new_conversation(chat, resolved.model)
         history = [Message(m.role, m.content) for m in conversation.history()]  # type: ignore[arg-type]
-        turn = Turn(conversation, new=new, asked=[(m.role, m.content) for m in chat.messages],
-                    model=resolved.model, stream_id=stream_id)
+        turn = Turn.of(conversation, new=new, asked=[(m.role, m.content) for m in chat.messages],
+                       model=resolved.model, stream_id=stream_id)
         return await self._launch(store, turn, resolved, (*history, *chat.messages), chat)
 
     async def regenerate(self, conversation_id: str, chat: ChatInput) -> StartedStream:
@@ -154,8 +154,8 @@ class ChatService:
                     message.role == "assistant" and message.reply_to == last_user.id):
                 continue
             history.append(Message(message.role, message.content))  # type: ignore[arg-type]
-        turn = Turn(conversation, new=False, asked=(), model=resolved.model,
-                    stream_id=new_id("st"), reply_to=last_user.id)
+        turn = Turn.of(conversation, new=False, asked=(), model=resolved.model,
+                       stream_id=new_id("st"), reply_to=last_user.id)
         return await self._launch(self.store, turn, resolved, tuple(history), chat)
 
     def _check_limits(self, chat: ChatInput) -> None:
@@ -195,22 +195,19 @@ class ChatService:
 
     async def _launch(self, store: Store, turn: Turn, resolved: _Resolved,
                       messages: tuple[Message, ...], chat: ChatInput) -> StartedStream:
-        stream_id, conversation_id = turn.stream_id, turn.conversation.id
+        answer, conversation_id = turn.answer, turn.conversation.id
+        stream_id = answer.stream_id
+        assert stream_id is not None
         # The stream (and, with Redis, its lease) exists before the answer's row does,
         # so a reaper never finds a `streaming` answer without a live producer.
         await self.streams.create(stream_id, chat.owner)
-        try:
-            answer = await store.add_turn(turn)
-        except BaseException:
-            # The request fails (a 503 for the client); the stream must still end, or
-            # it would never expire (and, with Redis, keep its lease).
-            await self.streams.append(stream_id, ERROR, {
-                "code": "database_unavailable", "message": "The answer could not be stored."})
-            raise
         await self.streams.append(stream_id, START, {
             "stream_id": stream_id, "conversation_id": conversation_id,
             "message_id": answer.id, "model": resolved.model,
         })
+        # The turn is written while the provider starts (issue 7: the database is not
+        # on the way to the first token); the generation's own writes wait for it.
+        written = asyncio.ensure_future(store.add_turn(turn))
         generation = Generation(
             stream_id=stream_id, message_id=answer.id, provider=resolved.provider,
             request=ChatRequest(
@@ -218,6 +215,7 @@ class ChatService:
                 temperature=chat.temperature, options=resolved.options,
             ),
             streams=self.streams, store=store, abandon_after=self.settings.abandon_after,
+            written=written,
         )
         self.streams.on_cancel(stream_id, generation.cancel)
         task = asyncio.create_task(generation.run(), name=f"generation {stream_id}")

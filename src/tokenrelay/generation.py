@@ -40,6 +40,7 @@ class Generation:
         streams: StreamLog,
         store: Store,
         abandon_after: float | None = None,
+        written: asyncio.Future[None] | None = None,
     ):
         self.stream_id = stream_id
         self.message_id = message_id
@@ -59,15 +60,32 @@ class Generation:
         self._started = time.perf_counter()
         self._first_token: float | None = None
         self._flushing: asyncio.Task[None] | None = None
+        #: the answer row's write, still in flight when the provider starts; every
+        #: write of the answer waits for it, and its failure stops the generation
+        self._written = written
+        if written is not None:
+            written.add_done_callback(self._on_written)
 
     def cancel(self, reason: str = "cancelled") -> None:
-        """Stop the provider at its next await; `reason` is `cancelled`, `abandoned`
-        or `shutdown`."""
+        """Stop the provider at its next await; `reason` is `cancelled`, `abandoned`,
+        `shutdown` or `unstored`."""
         if self._cancel_reason is None:
             self._cancel_reason = reason
         if self._pumping is not None:
             self._pumping.cancel()
             self._pumping = None  # once: the end that follows must not be cancelled
+
+    def _on_written(self, written: asyncio.Future[None]) -> None:
+        if written.cancelled() or written.exception() is not None:
+            log.error("could not store the question and answer of stream %s: %s",
+                      self.stream_id, "cancelled" if written.cancelled() else written.exception())
+            self.cancel("unstored")
+
+    async def _row_written(self) -> bool:
+        if self._written is None:
+            return True
+        await asyncio.wait([self._written])
+        return not self._written.cancelled() and self._written.exception() is None
 
     async def run(self) -> None:
         watchdog = asyncio.create_task(self._watch_readers()) if self._abandon_after else None
@@ -79,6 +97,10 @@ class Generation:
             if self._cancel_reason == "shutdown":
                 await self._fail("shutdown", "The server shut down; the partial answer is kept.",
                                  status="interrupted")
+            elif self._cancel_reason == "unstored":
+                await self._fail("database_unavailable",
+                                 "The conversation could not be stored (the database is "
+                                 "unavailable), so the answer was stopped: retry later.")
             else:
                 await self._succeed("cancelled")
         except ProviderError as exc:
@@ -142,7 +164,8 @@ class Generation:
 
     async def _flush(self, text: str) -> None:
         try:
-            await self._store.update_message(self.message_id, content=text)
+            if await self._row_written():
+                await self._store.update_message(self.message_id, content=text)
         except Exception:
             log.exception("could not store the text of stream %s so far", self.stream_id)
 
@@ -191,9 +214,10 @@ class Generation:
             async with asyncio.timeout(STORE_TIMEOUT):
                 if self._flushing is not None:  # the final write must land after it
                     await asyncio.wait([self._flushing])
-                await self._store.update_message(
-                    self.message_id, content=self.text, status=status, **summary, **fields
-                )
+                if await self._row_written():
+                    await self._store.update_message(
+                        self.message_id, content=self.text, status=status, **summary, **fields
+                    )
         except Exception:
             log.exception("could not store the end of stream %s", self.stream_id)
         finally:

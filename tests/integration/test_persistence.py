@@ -10,6 +10,7 @@ import sys
 import httpx
 import pytest
 
+from tests.databases import Postgres
 from tests.servers import free_port, start_server
 from tests.sse_client import chat, iter_events
 
@@ -253,3 +254,16 @@ def test_an_unsupported_database_url_is_a_clear_error(url: str) -> None:
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "database" in result.stderr.lower()
+
+
+def test_a_lost_database_ends_the_answer_with_an_error_event(postgres: Postgres) -> None:
+    """The question and answer rows are written while the provider starts; if that
+    write fails, the stream says so instead of streaming an answer nobody keeps."""
+    url = postgres.create_database()
+    with start_server("--model", "scripted", "--database", url) as srv:
+        postgres.drop_database(url)
+        received = chat(srv.url, _body("lost", options={"text": "word " * 50, "delay_ms": 5}))
+        assert received.status == 200 and received.events[0].event == "start"
+        name, data = received.last
+        assert name == "error" and data["code"] == "database_unavailable"
+        assert "Traceback" not in srv.log()

@@ -20,8 +20,9 @@ async def test_a_conditional_update_leaves_a_message_that_moved_on() -> None:
     """The reaper's write must not undo an answer that completed while it looked."""
     store = MemoryStore()
     conversation = _conversation()
-    answer = await store.add_turn(Turn(conversation, new=True, asked=[("user", "hi")],
-                                       model="m", stream_id="st_1"))
+    turn = Turn.of(conversation, new=True, asked=[("user", "hi")], model="m", stream_id="st_1")
+    await store.add_turn(turn)
+    answer = turn.answer
     await store.update_message(answer.id, status="complete", content="all")
     await store.update_message(answer.id, if_status="streaming", status="interrupted")
     stored = await store.get_conversation(conversation.id, owner="o")
@@ -32,8 +33,9 @@ async def test_a_turn_keeps_its_order_and_the_answer_replies_to_the_question() -
     store = MemoryStore()
     conversation = _conversation()
     asked = [("system", "be brief"), ("user", "one"), ("user", "two")]
-    answer = await store.add_turn(Turn(conversation, new=True, asked=asked, model="m",
-                                       stream_id="st_1"))
+    turn = Turn.of(conversation, new=True, asked=asked, model="m", stream_id="st_1")
+    await store.add_turn(turn)
+    answer = turn.answer
     stored = await store.get_conversation(conversation.id, owner="o")
     assert stored is not None
     assert [(m.role, m.content) for m in stored.messages] == [*asked, ("assistant", "")]

@@ -85,30 +85,32 @@ class Conversation:
 @dataclass(frozen=True, slots=True)
 class Turn:
     """What one request adds to a conversation, written in one transaction: the
-    messages sent (`asked`, as role and content) and the empty answer that streams
-    after them. The answer replies to the last asked message when it is the user's,
-    else to `reply_to` (regenerate asks nothing new)."""
+    messages sent and the empty answer that streams after them."""
 
     conversation: Conversation
     #: True: create `conversation` too (the request started a new one)
     new: bool
-    asked: Sequence[tuple[str, str]]
-    model: str
-    stream_id: str
-    reply_to: str | None = None
+    asked: list[Message]
+    answer: Message
 
-    def messages(self) -> tuple[list[Message], Message]:
-        """The asked messages and the answer, with their ids and increasing times."""
-        times = increasing_times(len(self.asked) + 1)
-        conversation_id = self.conversation.id
-        asked = [Message(id=new_id("msg"), conversation_id=conversation_id, role=role,
-                         content=content, created=created)
-                 for (role, content), created in zip(self.asked, times, strict=False)]
-        reply_to = asked[-1].id if asked and asked[-1].role == "user" else self.reply_to
-        answer = Message(id=new_id("msg"), conversation_id=conversation_id, role="assistant",
-                         content="", created=times[-1], model=self.model, status="streaming",
-                         stream_id=self.stream_id, reply_to=reply_to)
-        return asked, answer
+    @classmethod
+    def of(cls, conversation: Conversation, *, new: bool, asked: Sequence[tuple[str, str]],
+           model: str, stream_id: str, reply_to: str | None = None) -> Turn:
+        """The turn for `asked` (role, content pairs), with ids and increasing times.
+        The answer replies to the last asked message when it is the user's, else to
+        `reply_to` (regenerate asks nothing new)."""
+        times = increasing_times(len(asked) + 1)
+        asked_messages = [
+            Message(id=new_id("msg"), conversation_id=conversation.id, role=role,
+                    content=content, created=created)
+            for (role, content), created in zip(asked, times, strict=False)
+        ]
+        if asked_messages and asked_messages[-1].role == "user":
+            reply_to = asked_messages[-1].id
+        answer = Message(id=new_id("msg"), conversation_id=conversation.id, role="assistant",
+                         content="", created=times[-1], model=model, status="streaming",
+                         stream_id=stream_id, reply_to=reply_to)
+        return cls(conversation, new, asked_messages, answer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,9 +164,9 @@ class Store(abc.ABC):
         ...
 
     @abc.abstractmethod
-    async def add_turn(self, turn: Turn) -> Message:
+    async def add_turn(self, turn: Turn) -> None:
         """Write `turn` at once (a half-written turn would be a question without its
-        answer row); returns the answer, stored as `streaming`."""
+        answer row); the answer is stored as `streaming`."""
 
     @abc.abstractmethod
     async def update_message(self, message_id: str, *, if_status: Status | None = None,

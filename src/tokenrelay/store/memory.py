@@ -58,18 +58,17 @@ class MemoryStore(Store):
             self._messages.pop(message.id, None)
         return True
 
-    async def add_turn(self, turn: Turn) -> Message:
+    async def add_turn(self, turn: Turn) -> None:
         if turn.new:
             self._conversations[turn.conversation.id] = dataclasses.replace(
                 turn.conversation, messages=[])
         conversation = self._conversations[turn.conversation.id]
-        asked, answer = turn.messages()
-        for message in (*asked, answer):
+        for message in (*turn.asked, turn.answer):
+            message = dataclasses.replace(message)  # the store's own copy
             conversation.messages.append(message)
             self._messages[message.id] = message
-        conversation.updated = answer.created
-        conversation.model = turn.model
-        return dataclasses.replace(answer)
+        conversation.updated = turn.answer.created
+        conversation.model = turn.answer.model
 
     async def update_message(self, message_id: str, *, if_status: Status | None = None,
                              **changes: Any) -> None:

@@ -189,21 +189,19 @@ class SqlStore(Store):
                 conversations.delete().where(conversations.c.id == conversation_id))
         return True
 
-    async def add_turn(self, turn: Turn) -> Message:
-        asked, answer = turn.messages()
-        conversation = turn.conversation
+    async def add_turn(self, turn: Turn) -> None:
+        conversation, answer = turn.conversation, turn.answer
         async with self._engine.begin() as connection:
             if turn.new:
                 await connection.execute(conversations.insert().values(
                     id=conversation.id, owner=conversation.owner, title=conversation.title,
-                    model=turn.model, created=conversation.created, updated=answer.created,
+                    model=answer.model, created=conversation.created, updated=answer.created,
                 ))
             else:
                 await connection.execute(
                     conversations.update().where(conversations.c.id == conversation.id)
-                    .values(updated=answer.created, model=turn.model))
-            await connection.execute(messages.insert(), [_row(m) for m in (*asked, answer)])
-        return answer
+                    .values(updated=answer.created, model=answer.model))
+            await connection.execute(messages.insert(), [_row(m) for m in (*turn.asked, answer)])
 
     async def update_message(self, message_id: str, *, if_status: Status | None = None,
                              **changes: Any) -> None:
