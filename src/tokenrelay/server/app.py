@@ -133,7 +133,11 @@ def _drain_on_exit_signal(service: ChatService, grace: float) -> Callable[[], No
 
 def app_from_env() -> FastAPI:
     """The app with settings from TOKENRELAY_* variables (each `--workers` process)."""
-    return create_app(Settings.from_env())
+    from tokenrelay.server.runner import tune_gc
+
+    app = create_app(Settings.from_env())
+    tune_gc()  # as `run` does for one process, once the app is built
+    return app
 
 
 def create_app(settings: Settings | None = None, registry: Registry | None = None) -> FastAPI:

@@ -22,7 +22,7 @@ def run(app: FastAPI, settings: Settings, *, log_level: str = "info") -> None:
     if settings.workers > 1:
         _run_workers(settings, log_level)
         return
-    _tune_gc()
+    tune_gc()
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level,
                 loop="uvloop", http="httptools", backlog=BACKLOG,
                 timeout_graceful_shutdown=_connections_timeout(settings))
@@ -34,7 +34,7 @@ def _connections_timeout(settings: Settings) -> float:
     return settings.shutdown_grace + 10
 
 
-def _tune_gc() -> None:
+def tune_gc() -> None:
     """Keep the garbage collector's full passes off the streams (issue 7, many streams).
 
     A full collection walks every tracked object and holds the event loop meanwhile:
