@@ -7,7 +7,7 @@ import asyncio
 import hashlib
 import random
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -34,16 +34,17 @@ class ScriptedOptions(BaseModel):
     text: str | None = Field(None, description="Emit exactly this text.")
 
 
-def pieces(request: ChatRequest) -> list[str]:
-    """The deltas for a request, before `max_tokens` is applied."""
+def pieces(request: ChatRequest) -> Iterator[str]:
+    """The deltas for a request, before `max_tokens` is applied; made one at a time, so
+    that a long scripted answer costs no list of its pieces while it streams."""
     options = request.options
     if isinstance(options, ScriptedOptions) and options.text is not None:
-        return _PIECE.findall(options.text)
+        return (match.group() for match in _PIECE.finditer(options.text))
     prompt = "\n".join(f"{m.role}:{m.content}" for m in request.messages)
     seed = int.from_bytes(hashlib.sha256(prompt.encode()).digest()[:8], "big")
     rng = random.Random(seed)
     words = [rng.choice(_VOCABULARY) for _ in range(_DEFAULT_WORDS)]
-    return [w + " " for w in words[:-1]] + [words[-1] + "."]
+    return iter([w + " " for w in words[:-1]] + [words[-1] + "."])
 
 
 class ScriptedProvider(Provider):
@@ -53,21 +54,23 @@ class ScriptedProvider(Provider):
         options = request.options
         if not isinstance(options, ScriptedOptions):
             options = ScriptedOptions()
-        script = pieces(request)
         limit = request.max_tokens
         reason: Literal["stop", "length"] = "stop"
-        if limit is not None and len(script) > limit:
-            script, reason = script[:limit], "length"
         delay = options.delay_ms / 1000
-        for count, piece in enumerate(script):
-            if options.fail_after is not None and count >= options.fail_after:
-                raise ProviderError("upstream_error", f"scripted failure after {count} deltas")
+        sent = 0
+        for piece in pieces(request):
+            if limit is not None and sent >= limit:
+                reason = "length"
+                break
+            if options.fail_after is not None and sent >= options.fail_after:
+                raise ProviderError("upstream_error", f"scripted failure after {sent} deltas")
             if delay:
                 await asyncio.sleep(delay)
             # With no delay the text is a burst already in hand, as when one network
             # read holds many tokens: no suspension per delta (the generation gives
             # the loop its turn, and cancellation its chance, at least every ~1 ms).
             yield TextDelta(piece)
+            sent += 1
         prompt_words = sum(len(m.content.split()) for m in request.messages)
-        yield Usage(input_tokens=prompt_words, output_tokens=len(script))
+        yield Usage(input_tokens=prompt_words, output_tokens=sent)
         yield Finish(reason)

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 #: DESIGN.md "Contract": never cached, never buffered by a proxy. (Never compressed:
 #: the app adds no compression, and a compressing proxy would hold tokens back.)
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+#: the scope key through which DetachedBodies takes an event stream's body over
+_DETACH = "tokenrelay.detach"
+
+_Body = Callable[[Receive, Send], Awaitable[None]]
 
 
 class EventStreamResponse(Response):
@@ -19,6 +24,7 @@ class EventStreamResponse(Response):
 
     The client going away cancels the writing (and only that: the generation goes on).
     One ASGI `send` per chunk; the log already joins pending events into one chunk.
+    Under DetachedBodies the chunks are written after the framework has returned.
     """
 
     media_type = "text/event-stream"
@@ -37,13 +43,19 @@ class EventStreamResponse(Response):
         self.init_headers({**SSE_HEADERS, **(headers or {})})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        detach = scope.get(_DETACH)
+        if detach is not None:
+            detach.append(self._body)
+        else:
+            await self._body(receive, send)
+
+    async def _body(self, receive: Receive, send: Send) -> None:
         writer = asyncio.current_task()
         assert writer is not None
         watcher = asyncio.create_task(_cancel_on_disconnect(receive, writer))
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-            more = {"type": "http.response.body", "body": self.prelude, "more_body": True}
-            await send(more)
+            await send({"type": "http.response.body", "body": self.prelude, "more_body": True})
             async for chunk in self.chunks:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -55,6 +67,33 @@ class EventStreamResponse(Response):
             watcher.cancel()
             with contextlib.suppress(Exception):
                 await self.chunks.aclose()  # type: ignore[attr-defined]
+
+
+class DetachedBodies:
+    """Writes event-stream bodies after the app has returned (issue 7, many streams).
+
+    A stream lasts seconds to minutes; written from inside the route, it keeps the
+    whole framework stack alive under it for that long: FastAPI's request handling
+    with its exit stacks, Starlette's exception layers, the request and its parsed
+    body, ~20 coroutine frames per open stream. Here the route only starts the
+    response (status and headers go out at once); its body is then written from this
+    middleware's frame, with the server's own `receive` and `send`, and everything the
+    route held is freed: the app gets its own copy of the scope, so what the framework
+    keeps there per request (its state, the parsed body) goes too.
+    """
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        bodies: list[_Body] = []
+        await self.app({**scope, _DETACH: bodies}, receive, send)
+        if bodies:
+            body = bodies.pop()
+            await body(receive, send)
 
 
 async def _cancel_on_disconnect(receive: Receive, writer: asyncio.Task[None]) -> None:
