@@ -132,7 +132,7 @@ class Generation:
 
     async def _pump(self) -> None:
         append, stream_id = self._streams.append, self.stream_id
-        flushed = slice_start = time.perf_counter()
+        flushed = slice_start = previous = time.perf_counter()
         # aclosing: a cancel that lands here (not inside the provider) still runs the
         # provider's cleanup at once, which closes the upstream or frees the model.
         async with contextlib.aclosing(self._provider.stream(self._request)) as chunks:
@@ -148,9 +148,15 @@ class Generation:
                     if self._first_token is None:
                         self._first_token = now
                         slice_start = 0.0  # the first token goes out at once
+                    elif now - previous >= SLICE:
+                        # A pause before this delta: the provider waited (the loop had
+                        # its turn meanwhile), so no extra one (issue 7: one loop pass
+                        # less per token at a model's pace).
+                        slice_start = now
                     if now - slice_start >= SLICE:
                         await asyncio.sleep(0)
                         slice_start = time.perf_counter()
+                    previous = now
                     if now - flushed >= FLUSH_INTERVAL and (
                             self._flushing is None or self._flushing.done()):
                         # In the background, one at a time: a slow database never
