@@ -111,11 +111,17 @@ def test_the_cookie_signs_in_an_eventsource_and_not_another_site(keyed: Server) 
     url = keyed.url
     start = _started(url, ALICE, options={"text": "read me"})
     browser = httpx.Client(base_url=url, timeout=10)
-    _assert_error(browser.post("/api/session", json={"key": "wrong"}), 401, "unauthorized")
+    wrong = browser.post("/api/session", json={"key": "wrong"})
+    _assert_error(wrong, 401, "unauthorized")
+    assert wrong.headers["www-authenticate"] == "Bearer"
     signed = browser.post("/api/session", json={"key": ALICE})
     assert signed.status_code == 204
     cookie = signed.headers["set-cookie"].lower()
-    assert "httponly" in cookie and "samesite=strict" in cookie
+    assert "httponly" in cookie and "samesite=strict" in cookie and "secure" not in cookie
+    # Behind a proxy that terminated TLS (uvicorn trusts 127.0.0.1's X-Forwarded-Proto).
+    proxied = httpx.post(f"{url}/api/session", json={"key": ALICE}, timeout=10,
+                         headers={"X-Forwarded-Proto": "https"})
+    assert "secure" in proxied.headers["set-cookie"].lower()
     assert browser.get("/api/session").json() == {"keys_required": True, "signed_in": True}
     # What an EventSource sends: no Authorization, the cookie, Sec-Fetch-Site same-origin.
     with browser.stream("GET", f"/api/streams/{start['stream_id']}",

@@ -12,6 +12,7 @@ from tokenrelay.errors import TokenrelayError
 from tokenrelay.providers import Message
 from tokenrelay.server.responses import EventStreamResponse
 from tokenrelay.server.auth import COOKIE, Keys
+from tokenrelay.server.errors import error_response
 from tokenrelay.server.schemas import ChatBody, RegenerateBody, RenameBody, SessionBody
 from tokenrelay.store import Conversation
 
@@ -207,7 +208,9 @@ async def sign_in(body: SessionBody, request: Request) -> Response:
     if not keys.required:
         raise TokenrelayError("This server needs no API key.", code="keys_not_required")
     if keys.owner(body.key) is None:
-        raise TokenrelayError("That API key is not valid here.", code="unauthorized", status=401)
+        response = error_response(401, "unauthorized", "That API key is not valid here.")
+        response.headers["WWW-Authenticate"] = "Bearer"
+        return response
     response = Response(status_code=204)
     response.set_cookie(COOKIE, body.key, max_age=_SESSION_SECONDS, httponly=True,
                         samesite="strict", secure=request.url.scheme == "https")
