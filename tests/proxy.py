@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 
 from tests.servers import free_port
 
-
 #: A request may carry its own cut: the proxy closes the connection once this many bytes
 #: of the response *body* (after the head) have gone back to the client.
 CUT_HEADER = "X-Proxy-Cut-After"

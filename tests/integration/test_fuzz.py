@@ -149,7 +149,7 @@ def test_no_5xx_and_every_4xx_in_the_error_shape(
                 counts[label] = _fuzz(operation, mode, fuzz_server.url)
             except Unsatisfiable:
                 pass  # nothing in this operation can be made invalid (no inputs)
-            except Exception as exc:  # collect every operation's failure, then fail
+            except Exception as exc:  # noqa: BLE001 -- collect every operation's failure, then fail
                 notes = "\n".join(getattr(exc, "__notes__", []))
                 failures.append(f"{label}: {type(exc).__name__}: {exc}\n{notes}")
     with capsys.disabled():

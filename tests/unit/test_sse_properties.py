@@ -7,6 +7,7 @@ and LF of a CRLF), and bytes no server should send at all.
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -50,7 +51,7 @@ def _decode(chunks: list[bytes]) -> tuple[list[Event], Decoder]:
 
 def _split(data: bytes, cuts: list[int]) -> list[bytes]:
     points = [0, *sorted({c % (len(data) + 1) for c in cuts}), len(data)]
-    return [data[a:b] for a, b in zip(points, points[1:])]
+    return [data[a:b] for a, b in itertools.pairwise(points)]
 
 
 def _expected(items: list[tuple[str, str | None, str | None]], retries: list[int | None]
