@@ -13,6 +13,8 @@ default model (`local`, `scripted`).
 from __future__ import annotations
 
 import abc
+import logging
+import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -22,6 +24,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from tokenrelay.errors import InvalidRequest, TokenrelayError
 from tokenrelay.events import Chunk
+
+log = logging.getLogger("tokenrelay.providers")
 
 __all__ = [
     "ChatRequest",
@@ -118,6 +122,9 @@ class Registry:
             factories if factories is not None else _entry_point_factories()
         )
         self._instances: dict[str, Provider] = {}
+        #: providers load in a thread at start-up (load_all) and on the loop when asked
+        #: first: one at a time, each once
+        self._loading = threading.Lock()
 
     @property
     def names(self) -> list[str]:
@@ -138,7 +145,22 @@ class Registry:
         provider.check(sub)
         return provider, sub
 
+    def load_all(self) -> None:
+        """Import and create every provider now. Run in a thread at start-up: importing
+        an SDK takes a second or more, which on the event loop would stall every
+        stream (the first /api/models or the first answer from a provider)."""
+        for name in self.names:
+            try:
+                self._instances.get(name) or self._load(name)
+            except Exception:  # a broken plugin must not hide the others
+                log.exception("could not load the provider %r", name)
+
     def _load(self, name: str) -> Provider:
+        with self._loading:
+            loaded = self._instances.get(name)
+            return loaded if loaded is not None else self._create(name)
+
+    def _create(self, name: str) -> Provider:
         target = self._factories[name]()
         # An entry point loads to the class; a factory passed in may return an instance.
         provider = target() if isinstance(target, type) else target

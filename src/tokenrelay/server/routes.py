@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -10,9 +11,9 @@ from tokenrelay import sse
 from tokenrelay.chat import ChatInput, ChatService, StartedStream
 from tokenrelay.errors import TokenrelayError
 from tokenrelay.providers import Message
-from tokenrelay.server.responses import EventStreamResponse
 from tokenrelay.server.auth import COOKIE, Keys
 from tokenrelay.server.errors import error_response
+from tokenrelay.server.responses import EventStreamResponse
 from tokenrelay.server.schemas import ChatBody, RegenerateBody, RenameBody, SessionBody
 from tokenrelay.store import Conversation
 
@@ -187,7 +188,8 @@ async def regenerate(conversation_id: str, request: Request,
 async def models(request: Request) -> dict[str, Any]:
     """The models this server can serve now, and the one used when a request names none."""
     service = _service(request)
-    available = service.registry.available_models()
+    # In a thread: a provider not loaded yet imports its SDK (a second or more).
+    available = await asyncio.to_thread(service.registry.available_models)
     default = service.settings.model
     return {"default": default, "models": [default, *(m for m in available if m != default)]}
 

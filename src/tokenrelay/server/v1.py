@@ -229,7 +229,8 @@ async def _complete(service: ChatService, stream_id: str, completion_id: str, cr
 @router.get("/models")
 async def list_models(request: Request) -> dict[str, Any]:
     service: ChatService = request.app.state.service
-    models = service.registry.available_models()
+    # In a thread: a provider not loaded yet imports its SDK (a second or more).
+    models = await asyncio.to_thread(service.registry.available_models)
     default = service.settings.model
     names = [default, *(m for m in models if m != default)]
     return {"object": "list", "data": [
