@@ -10,8 +10,10 @@
  *
  * Cutting only at those points keeps the result what marked gives for the whole text,
  * with known, harmless differences: a list whose items are separated by blank lines
- * becomes consecutive lists (an ordered one keeps its numbers through `start`), and a
- * link reference definition applies only within its own block.
+ * becomes consecutive lists (an ordered one keeps its numbers through `start`), a
+ * link reference definition applies only within its own block, and raw HTML left open
+ * (`<details>` with no `</details>`) does not take in the blocks after it (sanitized
+ * either way; web/test/render.properties.test.ts leaves this case out).
  */
 
 import { renderMarkdown } from "./markdown";
