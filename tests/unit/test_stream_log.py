@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
+from tokenrelay import sse
 from tokenrelay.sse import Decoder
 from tokenrelay.streams import StreamNotFound
 from tokenrelay.streams.memory import MemoryStreamLog
@@ -70,14 +72,24 @@ async def test_many_readers_see_the_same_events_while_it_is_written() -> None:
     await log.close()
 
 
-async def test_the_same_bytes_are_shared_by_every_reader() -> None:
-    log = await _filled(1)
-    first = await _collect(log, "s", 0)
-    second = await _collect(log, "s", 0)
-    assert first[0] is second[0] or first[0] == second[0]
-    single_a = [c async for c in log.read("s", 1)]
-    single_b = [c async for c in log.read("s", 1)]
-    assert single_a[0] is single_b[0], "one encode per event, handed to every reader"
+async def test_each_event_is_encoded_once_for_every_reader(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    encodes = 0
+    encode = sse.encode_json
+
+    def counting(*args: Any) -> bytes:
+        nonlocal encodes
+        encodes += 1
+        return encode(*args)
+
+    monkeypatch.setattr(sse, "encode_json", counting)
+    log = await _filled(3)
+    readers = [await _collect(log, "s", 0) for _ in range(3)]
+    assert encodes == 4  # three deltas and `done`, however many read them
+    assert readers[0] == readers[1] == readers[2]
+    rest = _decode(await _collect(log, "s", 2))
+    assert [(i, name) for i, name, _ in rest] == [("3", "delta"), ("4", "done")]
+    assert rest == _decode(readers[0])[2:]
     await log.close()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from array import array
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -17,12 +18,16 @@ _EVENTS, _PING = 0, 1
 
 
 class _Stream:
-    __slots__ = ("events", "finished", "waiters", "readers", "unread_since", "expires", "cancel",
-                 "owner")
+    __slots__ = ("data", "ends", "finished", "waiters", "readers", "unread_since", "expires",
+                 "cancel", "owner")
 
     def __init__(self, owner: str | None = None) -> None:
         self.owner = owner
-        self.events: list[bytes] = []  # events[i] has sequence number i + 1
+        # The encoded events back to back, and where each ends: event `seq` is
+        # data[ends[seq - 2]:ends[seq - 1]]. One buffer, not an object per event: about
+        # 45 bytes a token instead of 85, kept for the retention time (issue 7).
+        self.data: bytearray | bytes = bytearray()
+        self.ends = array("Q")
         self.finished = False
         #: readers waiting for the next event, with the time each began to wait
         self.waiters: list[tuple[asyncio.Future[int], float]] = []
@@ -30,6 +35,21 @@ class _Stream:
         self.unread_since: float | None = time.monotonic()
         self.expires = float("inf")
         self.cancel: Callable[[], None] | None = None
+
+    @property
+    def count(self) -> int:
+        return len(self.ends)
+
+    def since(self, position: int) -> bytes:
+        """The events after the first `position`, joined."""
+        start = self.ends[position - 1] if position else 0
+        with memoryview(self.data) as view:  # one copy, and the view let go at once
+            return bytes(view[start:])
+
+    def event(self, seq: int) -> bytes:
+        start = self.ends[seq - 2] if seq > 1 else 0
+        with memoryview(self.data) as view:
+            return bytes(view[start:self.ends[seq - 1]])
 
     def wake(self) -> None:
         for waiter, _ in self.waiters:
@@ -79,23 +99,27 @@ class MemoryStreamLog(StreamLog):
         stream = self._get(stream_id)
         if stream.finished:
             raise ValueError(f"stream {stream_id} has already finished")
-        seq = len(stream.events) + 1
+        seq = stream.count + 1
         self._add(stream, sse.encode_json(orjson.dumps(data), event, seq), event in TERMINAL_EVENTS)
         return seq
 
     def encoded(self, stream_id: str, seq: int) -> bytes:
         """The bytes of event `seq`, as every reader gets them."""
-        return self._get(stream_id).events[seq - 1]
+        return self._get(stream_id).event(seq)
 
     def add_encoded(self, stream_id: str, encoded: bytes, terminal: bool) -> int:
         """Append an event encoded elsewhere (a mirror of another process's stream)."""
         stream = self._get(stream_id)
         self._add(stream, encoded, terminal)
-        return len(stream.events)
+        return stream.count
 
     def _add(self, stream: _Stream, encoded: bytes, terminal: bool) -> None:
-        stream.events.append(encoded)
+        data = stream.data
+        assert isinstance(data, bytearray)  # (finished streams take no more events)
+        data += encoded
+        stream.ends.append(len(data))
         if terminal:
+            stream.data = bytes(data)  # no spare capacity kept for the retention time
             stream.finished = True
             stream.cancel = None
             stream.expires = time.monotonic() + self.retention
@@ -110,12 +134,11 @@ class MemoryStreamLog(StreamLog):
         try:
             position = max(after, 0)
             while True:
-                events = stream.events
-                pending = len(events) - position
-                if pending > 0:
+                count = stream.count
+                if count > position:
                     # A reader that is behind gets all its pending events in one chunk.
-                    chunk = events[position] if pending == 1 else b"".join(events[position:])
-                    position = len(events)
+                    chunk = stream.since(position)
+                    position = count
                     yield chunk
                     continue
                 if stream.finished:
@@ -132,7 +155,7 @@ class MemoryStreamLog(StreamLog):
     async def info(self, stream_id: str) -> StreamInfo:
         stream = self._get(stream_id)
         return StreamInfo(
-            last_seq=len(stream.events),
+            last_seq=stream.count,
             finished=stream.finished,
             readers=stream.readers,
             unread_since=stream.unread_since,
