@@ -39,12 +39,20 @@ def pieces(request: ChatRequest) -> Iterator[str]:
     that a long scripted answer costs no list of its pieces while it streams."""
     options = request.options
     if isinstance(options, ScriptedOptions) and options.text is not None:
-        return (match.group() for match in _PIECE.finditer(options.text))
+        return _split(options.text)
     prompt = "\n".join(f"{m.role}:{m.content}" for m in request.messages)
     seed = int.from_bytes(hashlib.sha256(prompt.encode()).digest()[:8], "big")
     rng = random.Random(seed)
     words = [rng.choice(_VOCABULARY) for _ in range(_DEFAULT_WORDS)]
     return iter([w + " " for w in words[:-1]] + [words[-1] + "."])
+
+
+def _split(text: str) -> Iterator[str]:
+    # Match by match, not re.finditer: its scanner holds ~1 KB per open stream.
+    position = 0
+    while (match := _PIECE.match(text, position)) is not None:
+        position = match.end()
+        yield match.group()
 
 
 class ScriptedProvider(Provider):

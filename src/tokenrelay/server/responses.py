@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 from starlette.responses import Response
@@ -44,29 +45,33 @@ class EventStreamResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        # The body holds the chunks and the prelude, not this response and its headers.
+        body = functools.partial(_write_body, self.chunks, self.prelude)
         detach = scope.get(_DETACH)
         if detach is not None:
-            detach.append(self._body)
+            detach.append(body)
         else:
-            await self._body(receive, send)
+            await body(receive, send)
 
-    async def _body(self, receive: Receive, send: Send) -> None:
-        writer = asyncio.current_task()
-        assert writer is not None
-        watcher = asyncio.create_task(_cancel_on_disconnect(receive, writer))
-        try:
-            await send({"type": "http.response.body", "body": self.prelude, "more_body": True})
-            async for chunk in self.chunks:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except asyncio.CancelledError:
-            if not watcher.done() or watcher.cancelled():
-                raise  # not a disconnect: the server is stopping
-            writer.uncancel()
-        finally:
-            watcher.cancel()
-            with contextlib.suppress(Exception):
-                await self.chunks.aclose()  # type: ignore[attr-defined]
+
+async def _write_body(chunks: AsyncIterator[bytes], prelude: bytes, receive: Receive,
+                      send: Send) -> None:
+    writer = asyncio.current_task()
+    assert writer is not None
+    watcher = asyncio.create_task(_cancel_on_disconnect(receive, writer))
+    try:
+        await send({"type": "http.response.body", "body": prelude, "more_body": True})
+        async for chunk in chunks:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    except asyncio.CancelledError:
+        if not watcher.done() or watcher.cancelled():
+            raise  # not a disconnect: the server is stopping
+        writer.uncancel()
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(Exception):
+            await chunks.aclose()  # type: ignore[attr-defined]
 
 
 class DetachedBodies:
