@@ -1,6 +1,6 @@
 """Every benchmark of issue 7 in one run, then the charts.
 
-    .venv/bin/python -m benchmarks [--quick] [--only relay,many,ttft,local] [--out DIR]
+    .venv/bin/python -m benchmarks [--quick] [--only relay,many,held,ttft,local] [--out DIR]
 
 Runs, in this order, each as `python -m benchmarks.<module> ... --write`:
 
@@ -8,12 +8,14 @@ Runs, in this order, each as `python -m benchmarks.<module> ... --write`:
    sse-starlette and FastAPI's EventSourceResponse (and tokenrelay's variants);
 2. many: 1,000, 3,000, 6,000 and 10,000 concurrent streams at 10 tokens/s each,
    tokenrelay and the bare loop in the same run;
-3. ttft: added time to first token over 1,000 requests;
-4. local: the bundled model through the server vs llama-cpp-python alone (skipped, with
+3. held: 10,000 streams open at once at 1 token/s each (`many --held`): memory per
+   open stream;
+4. ttft: added time to first token over 1,000 requests;
+5. local: the bundled model through the server vs llama-cpp-python alone (skipped, with
    a note, when llama-cpp-python or the bundled model is not installed);
 
 then benchmarks/charts.py. Each module writes its section of benchmarks/RESULTS.md and
-its figures to benchmarks/results/<module>.json; the charts go to benchmarks/charts/.
+its figures to benchmarks/results/<step>.json; the charts go to benchmarks/charts/.
 A failing step is reported and the others still run.
 
 `--quick` is a smoke run (tiny sizes, seconds per step, no waiting for a quiet machine):
@@ -38,12 +40,16 @@ BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 SUITE_ENV = "BENCHMARKS_SUITE_COMMAND"  # = benchmarks.relay.SUITE_ENV
 
-#: module -> (arguments of the full run, arguments of --quick); --write (and --out) added
-STEPS: dict[str, tuple[list[str], list[str]]] = {
-    "relay": ([], ["--quick", "--servers", "bare,tokenrelay,sse-starlette,fastapi-sse"]),
-    "many": (["--streams", "1000,3000,6000,10000"], ["--quick", "--servers", "bare,tokenrelay"]),
-    "ttft": (["--requests", "1000"], ["--quick"]),
-    "local": ([], ["--quick"]),
+#: step -> (module, arguments of the full run, arguments of --quick); --write (and
+#: --out) added
+STEPS: dict[str, tuple[str, list[str], list[str]]] = {
+    "relay": ("relay", [], ["--quick", "--servers", "bare,tokenrelay,sse-starlette,fastapi-sse"]),
+    "many": ("many", ["--streams", "1000,3000,6000,10000"],
+             ["--quick", "--servers", "bare,tokenrelay"]),
+    "held": ("many", ["--held", "--streams", "10000"],
+             ["--held", "--quick", "--servers", "bare,tokenrelay"]),
+    "ttft": ("ttft", ["--requests", "1000"], ["--quick"]),
+    "local": ("local", [], ["--quick"]),
 }
 
 
@@ -119,14 +125,14 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.steps:
         step = Step(name)
         steps.append(step)
-        full, quick = STEPS[name]
+        module, full, quick = STEPS[name]
         if name == "local" and (why := local_model_missing()):
             step.status = f"skipped: {why}"
             print(f"\n== local: {step.status}" + (
                 "; RESULTS.md keeps its earlier Local model section" if out == BENCH_DIR else ""),
                 flush=True)
             continue
-        cmd = [sys.executable, "-m", f"benchmarks.{name}", *(quick if args.quick else full),
+        cmd = [sys.executable, "-m", f"benchmarks.{module}", *(quick if args.quick else full),
                "--write"]
         if args.quick or out != BENCH_DIR:
             cmd += ["--out", str(out)]
@@ -142,13 +148,14 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     chart_step = Step("charts")
     try:
+        from benchmarks.charts import NAMES as CHART_NAMES
         from benchmarks.charts import draw
     except ImportError as exc:
         chart_step.status = f"skipped: {exc} (pip install 'matplotlib>=3.8,<4', the bench extra)"
         print(f"  {chart_step.status}")
     else:
         try:
-            charts = draw(out, tuple(args.steps))
+            charts = draw(out, tuple(name for name in args.steps if name in CHART_NAMES))
             chart_step.status = "ok"
         except Exception as exc:  # noqa: BLE001 - a bad JSON should not hide the rest
             chart_step.status = f"FAILED: {type(exc).__name__}: {exc}"

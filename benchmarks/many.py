@@ -62,6 +62,7 @@ from pathlib import Path
 from benchmarks._client import BenchError
 from benchmarks.relay import (
     HOST,
+    HELD_HEADING,
     MANY_HEADING,
     RESULTS,
     ROOT,
@@ -377,7 +378,8 @@ def started(name: str) -> Iterator[dict[str, int]]:
 
 def measure(name: str, n: int, args: argparse.Namespace,
             log: Callable[[str], None] = print) -> Case:
-    ramp = args.ramp if args.ramp is not None else min(2.0, max(1.0, n / 2000))
+    ramp = args.ramp if args.ramp is not None else (
+        n / HELD_OPENS_PER_S if args.held else min(2.0, max(1.0, n / 2000)))
     if args.quick and args.ramp is None:
         ramp = 0.3
     clients = args.clients or (2 if n >= 3000 else 1)
@@ -502,6 +504,13 @@ def summary_lines(cases: list[Case]) -> list[str]:
         counts = " / ".join(f"{c.streams:,}" for c in mine)
         lines.append(f"{name}: delivered {shares} of the offered tokens/s (best 1 s) at "
                      f"N = {counts}; at most {best.peak_rate:,.0f} tokens/s")
+        held = [c for c in mine if c.concurrent == c.streams]
+        if held:
+            most = max(held, key=lambda c: c.streams)
+            kb = most.rss_per_stream() * 1.024  # KiB -> kB
+            lines.append(f"{name}: held {most.streams:,} streams at once at "
+                         f"{most.rss_per_stream():,.1f} KiB ({kb:,.1f} kB) each "
+                         f"(issue 7's goal at 10,000: ≤ 20 kB; {'met' if kb <= 20 else 'NOT met'} here)")
     return lines
 
 
@@ -517,10 +526,10 @@ def section(cases: list[Case], args: argparse.Namespace, argv: list[str]) -> str
     when = dt.datetime.now(dt.timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M %Z")
     ramps = sorted({(c.streams, c.ramp, c.clients) for c in cases})
     waited = sum(c.waited for c in cases)
-    return f"""{MANY_HEADING}
+    return f"""{args.heading}
 
-Written by `benchmarks/many.py --write`; rerun it to refresh this section.
-
+Written by `benchmarks/many.py {"--held " if args.held else ""}--write`; rerun it to refresh this section.
+{HELD_NOTE if args.held else ""}
 - Date: {when}
 - Command: `{command(argv)}`{suite_note()}
 - Machine: cores {info["cores"]}, {info["CPU"]}, {info["OS"]}, Python {info["Python"]},
@@ -588,9 +597,9 @@ def redis_version() -> str:
     return "unknown"
 
 
-def write_section(text: str, results: Path = RESULTS) -> None:
+def write_section(text: str, results: Path = RESULTS, heading: str = MANY_HEADING) -> None:
     old = results.read_text() if results.exists() else "# Benchmark results\n"
-    rest, _ = split_sections(old, MANY_HEADING)
+    rest, _ = split_sections(old, heading)
     results.parent.mkdir(parents=True, exist_ok=True)
     results.write_text(with_preamble(rest.rstrip("\n") + "\n\n" + text))
 
@@ -620,7 +629,7 @@ def figures(cases: list[Case], args: argparse.Namespace, argv: list[str]) -> dic
         )
         rows.append(row)
     when = dt.datetime.now(dt.timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    return {"name": "many", "title": "Many streams", "date": when,
+    return {"name": args.name, "title": args.heading[3:], "date": when,
             "command": command(argv) + suite_note(), "machine": machine(),
             "tokens_per_stream": args.tokens_per_stream, "rate": args.rate,
             "verdict": summary_lines(cases), "rows": rows}
@@ -634,8 +643,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--streams", default="1000,3000",
                         help="comma-separated counts of concurrent streams (default 1000,3000)")
-    parser.add_argument("--tokens-per-stream", type=int, default=30)
-    parser.add_argument("--rate", type=float, default=10.0, help="tokens/s per stream")
+    parser.add_argument("--tokens-per-stream", type=int, default=None,
+                        help="deltas per stream (default 30; 40 with --held)")
+    parser.add_argument("--rate", type=float, default=None,
+                        help="tokens/s per stream (default 10; 1 with --held)")
+    parser.add_argument("--held", action="store_true",
+                        help="hold N streams open at once at a low rate (1 token/s), opened "
+                             f"at {HELD_OPENS_PER_S} a second: the memory each costs "
+                             "(the Held streams section)")
     parser.add_argument("--ramp", type=float, default=None,
                         help="seconds over which the streams are opened (default N/2000, 1 to 2)")
     parser.add_argument("--clients", type=int, default=0,
@@ -651,8 +666,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                              "the servers within one run; the table records the load)")
     add_out_option(parser)
     args = parser.parse_args(argv)
+    args.name, args.heading = ("held", HELD_HEADING) if args.held else ("many", MANY_HEADING)
+    if args.tokens_per_stream is None:
+        args.tokens_per_stream = 40 if args.held else 30
+    if args.rate is None:
+        args.rate = 1.0 if args.held else 10.0
     if args.quick:
-        args.streams, args.tokens_per_stream = "100", 10
+        args.streams, args.tokens_per_stream = "100", (3 if args.held else 10)
     try:
         args.counts = [int(x) for x in args.streams.split(",") if x.strip()]
     except ValueError:
@@ -684,15 +704,26 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(tables(cases))
     if args.write:
-        out = resolve_out(args, "many")
-        write_section(section(cases, args, argv), results_md(out))
-        path = write_json(out, "many", figures(cases, args, argv))
-        print(f"wrote the {MANY_HEADING[3:]} section of {shown(results_md(out))} and {shown(path)}")
+        out = resolve_out(args, args.name)
+        write_section(section(cases, args, argv), results_md(out), args.heading)
+        path = write_json(out, args.name, figures(cases, args, argv))
+        print(f"wrote the {args.heading[3:]} section of {shown(results_md(out))} and {shown(path)}")
     broken = [c for c in cases if real_errors(c)]
     for c in broken:
         print(f"error: N = {c.streams:,}, {c.server}: {real_errors(c)}", file=sys.stderr)
     return 1 if broken else 0
 
+
+#: --held opens this many streams a second: slow enough for every server here, so that
+#: all N are open at once (each lives tokens / rate = 40 s, longer than the ramp)
+HELD_OPENS_PER_S = 500
+HELD_NOTE = """
+Issue 7's memory goal: 10,000 concurrent streams held by one process at ≤ 20 KB RSS per
+stream. At 10 tokens/s each no server here can hold 10,000 (100,000 tokens/s: see Many
+streams), so here each stream gets 1 token/s and lives longer than the ramp: every
+stream is open at once (**streaming at once** = N), and **server KiB / stream** is what
+one open stream costs.
+"""
 
 #: how a saturated server fails a client: it takes the connection too late, or drops it
 #: from a full accept queue. A measured result (the table shows it), not a broken run.

@@ -478,11 +478,12 @@ def command(argv: list[str]) -> str:
 LOCAL_HEADING = "## Local model"
 #: benchmarks/many.py's section, kept likewise
 MANY_HEADING = "## Many streams"
+HELD_HEADING = "## Held streams"
 #: benchmarks/ttft.py's section, kept likewise
 TTFT_HEADING = "## Added time to first token"
 #: the sections other modules write, which `--write` here keeps, in this order (the
 #: order `python -m benchmarks` runs them in)
-KEPT_HEADINGS = (MANY_HEADING, TTFT_HEADING, LOCAL_HEADING)
+KEPT_HEADINGS = (MANY_HEADING, HELD_HEADING, TTFT_HEADING, LOCAL_HEADING)
 
 #: one line at the top of RESULTS.md, which every writer keeps (or adds)
 PREAMBLE = ("Regenerate this whole page with `.venv/bin/python -m benchmarks` (one run of "

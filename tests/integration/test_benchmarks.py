@@ -14,6 +14,7 @@ from tests.servers import ROOT
 @pytest.mark.parametrize("argv", [
     ["benchmarks.relay", "--quick", "--servers", "bare,tokenrelay"],
     ["benchmarks.many", "--quick", "--servers", "tokenrelay"],
+    ["benchmarks.many", "--held", "--quick", "--servers", "tokenrelay"],
 ])
 def test_a_benchmark_runs_and_every_stream_completes(argv: list[str]) -> None:
     result = subprocess.run([sys.executable, "-m", *argv], cwd=ROOT, capture_output=True,
