@@ -25,6 +25,8 @@ from tokenrelay.streams import StreamInfo, StreamLog, StreamNotFound
 log = logging.getLogger("tokenrelay.chat")
 
 _TITLE_LENGTH = 80
+#: the texts of streaming answers are stored this often, never per token
+FLUSH_INTERVAL = 0.5
 #: how long a repeated Idempotency-Key waits for the first request's stream to appear
 _CLAIM_WAIT = 2.0
 _NOTHING_KEPT = NullStore()
@@ -83,6 +85,7 @@ class ChatService:
         self._starting: Counter[str] = Counter()
         #: set on SIGTERM: running answers may finish, new ones are refused
         self.closing = False
+        self._writer: asyncio.Task[None] | None = None
 
     # --- answers -------------------------------------------------------------------
 
@@ -221,7 +224,31 @@ class ChatService:
         task = asyncio.create_task(generation.run(), name=f"generation {stream_id}")
         self._running[stream_id] = _Running(generation, task, conversation_id, chat.owner)
         task.add_done_callback(lambda _: self._running.pop(stream_id, None))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_texts(), name="answer texts")
         return StartedStream(stream_id, conversation_id)
+
+    async def _write_texts(self) -> None:
+        """While answers stream, write their texts so far every FLUSH_INTERVAL, all in
+        one batch per store: a crash loses at most that much of any answer, and a
+        thousand streaming answers cost one write, not a thousand (never one a token)."""
+        while self._running:
+            await asyncio.sleep(FLUSH_INTERVAL)
+            batches: dict[int, tuple[Store, dict[str, str]]] = {}
+            for running in list(self._running.values()):
+                generation = running.generation
+                if generation.store is _NOTHING_KEPT:
+                    continue
+                text = generation.unstored_text()
+                if text is not None:
+                    store = generation.store
+                    batches.setdefault(id(store), (store, {}))[1][generation.message_id] = text
+            for store, texts in batches.values():
+                try:
+                    await store.update_texts(texts)
+                except Exception:
+                    log.exception("could not store the texts of %d streaming answers so far",
+                                  len(texts))
 
     async def _await_stream(self, stream_id: str, key: str) -> None:
         """A repeated key: the first request may still be between its claim and its
@@ -352,6 +379,8 @@ class ChatService:
     async def shutdown(self) -> None:
         """End what still runs, then release providers, the stream log and the store."""
         await self.end_generations()
+        if self._writer is not None:
+            self._writer.cancel()
         await self.registry.aclose()
         await self.streams.close()
         await self.store.close()

@@ -16,8 +16,6 @@ from tokenrelay.streams import StreamLog
 
 log = logging.getLogger("tokenrelay.generation")
 
-#: the stored text is flushed at most this often while streaming, never per token
-FLUSH_INTERVAL = 0.5
 #: a provider that yields many deltas without suspending (a burst from one network
 #: read, or the scripted provider with no delay) gets the loop taken from it this often,
 #: so readers write what has piled up (in one write each) and cancels land
@@ -59,7 +57,8 @@ class Generation:
         self._finish: str = "stop"
         self._started = time.perf_counter()
         self._first_token: float | None = None
-        self._flushing: asyncio.Task[None] | None = None
+        #: the length of the text last handed to the store
+        self.stored_length = 0
         #: the answer row's write, still in flight when the provider starts; every
         #: write of the answer waits for it, and its failure stops the generation
         self._written = written
@@ -132,7 +131,7 @@ class Generation:
 
     async def _pump(self) -> None:
         append, stream_id = self._streams.append, self.stream_id
-        flushed = slice_start = previous = time.perf_counter()
+        slice_start = previous = time.perf_counter()
         # aclosing: a cancel that lands here (not inside the provider) still runs the
         # provider's cleanup at once, which closes the upstream or frees the model.
         async with contextlib.aclosing(self._provider.stream(self._request)) as chunks:
@@ -157,23 +156,22 @@ class Generation:
                         await asyncio.sleep(0)
                         slice_start = time.perf_counter()
                     previous = now
-                    if now - flushed >= FLUSH_INTERVAL and (
-                            self._flushing is None or self._flushing.done()):
-                        # In the background, one at a time: a slow database never
-                        # holds up the tokens.
-                        flushed = now
-                        self._flushing = asyncio.create_task(self._flush(self.text))
                 elif type(chunk) is Usage:
                     self._usage = chunk
                 elif type(chunk) is Finish:
                     self._finish = chunk.reason
 
-    async def _flush(self, text: str) -> None:
-        try:
-            if await self._row_written():
-                await self._store.update_message(self.message_id, content=text)
-        except Exception:
-            log.exception("could not store the text of stream %s so far", self.stream_id)
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    def unstored_text(self) -> str | None:
+        """The text, if it grew since the store last got it (chat.py writes the texts
+        of all streaming answers at once, every FLUSH_INTERVAL)."""
+        if self._length == self.stored_length:
+            return None
+        self.stored_length = self._length
+        return self.text
 
     @property
     def text(self) -> str:
@@ -218,8 +216,6 @@ class Generation:
             # conversation finds the final text and status. Bounded: a hung database
             # must not leave the stream without its end.
             async with asyncio.timeout(STORE_TIMEOUT):
-                if self._flushing is not None:  # the final write must land after it
-                    await asyncio.wait([self._flushing])
                 if await self._row_written():
                     await self._store.update_message(
                         self.message_id, content=self.text, status=status, **summary, **fields

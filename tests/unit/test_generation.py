@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 import json
 from collections.abc import AsyncIterator
 
@@ -116,10 +117,15 @@ class CountingStore(MemoryStore):
     def __init__(self) -> None:
         super().__init__()
         self.updates = 0
+        self.batches: list[int] = []
 
     async def update_message(self, message_id: str, **changes: object) -> None:
         self.updates += 1
         await super().update_message(message_id, **changes)  # type: ignore[arg-type]
+
+    async def update_texts(self, texts: Mapping[str, str]) -> None:
+        self.batches.append(len(texts))
+        await super().update_texts(texts)
 
 
 async def test_the_answer_is_stored_in_batches_never_per_token() -> None:
@@ -140,4 +146,27 @@ async def test_the_answer_is_stored_in_batches_never_per_token() -> None:
     assert store.updates <= int(took / 0.5) + 2
     conversation = await service.conversation(started.conversation_id)
     assert conversation.messages[-1].content == text
+    await service.shutdown()
+
+
+async def test_the_texts_of_many_streaming_answers_are_stored_in_one_batch() -> None:
+    from tokenrelay.providers.scripted import ScriptedProvider
+
+    store = CountingStore()
+    service = ChatService(Settings(model="scripted"), Registry({"scripted": ScriptedProvider}),
+                          MemoryStreamLog(), store)
+    options = {"text": "word " * 120, "delay_ms": 10}
+    started = [await service.start(ChatInput([Message("user", f"q{n}")], options=options))
+               for n in range(20)]
+    await asyncio.sleep(0.7)  # one write of the texts so far, half way
+    assert store.batches and max(store.batches) == 20, store.batches
+    for stream in started:
+        conversation = await service.conversation(stream.conversation_id)
+        assert conversation.messages[-1].status == "streaming"
+        assert conversation.messages[-1].content.startswith("word word ")
+    for stream in started:
+        assert (await _events(service, stream.stream_id))[-1][0] == "done"
+    for stream in started:  # a batch that lands late never undoes the final write
+        answer = (await service.conversation(stream.conversation_id)).messages[-1]
+        assert (answer.status, answer.content) == ("complete", "word " * 120)
     await service.shutdown()

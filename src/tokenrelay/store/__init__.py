@@ -9,7 +9,7 @@ from __future__ import annotations
 import abc
 import base64
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -173,6 +173,12 @@ class Store(abc.ABC):
                              **changes: Any) -> None:
         """Set the given fields (content, status, error_code, error_message, usage,
         timings) of an assistant message; with `if_status`, only while it has it."""
+
+    async def update_texts(self, texts: Mapping[str, str]) -> None:
+        """Set the text of many answers still `streaming` (message id -> text), in one
+        transaction where the store has them; an answer that has ended keeps its own."""
+        for message_id, text in texts.items():
+            await self.update_message(message_id, if_status="streaming", content=text)
 
     @abc.abstractmethod
     async def claim_idempotency_key(self, *, owner: str, key: str, stream_id: str) -> str | None:

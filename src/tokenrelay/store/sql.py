@@ -4,6 +4,7 @@ start-up (`start()`), never from `create_all`."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -210,6 +211,17 @@ class SqlStore(Store):
             query = query.where(messages.c.status == if_status)
         async with self._engine.begin() as connection:
             await connection.execute(query.values(**changes))
+
+    async def update_texts(self, texts: Mapping[str, str]) -> None:
+        # One statement run for all (executemany) in one transaction: the texts of a
+        # thousand streaming answers cost one round trip, not a thousand.
+        query = (messages.update()
+                 .where(messages.c.id == sa.bindparam("message_id"),
+                        messages.c.status == "streaming")
+                 .values(content=sa.bindparam("text")))
+        async with self._engine.begin() as connection:
+            await connection.execute(query, [{"message_id": message_id, "text": text}
+                                             for message_id, text in texts.items()])
 
     async def release_idempotency_key(self, *, owner: str, key: str, stream_id: str) -> None:
         async with self._engine.begin() as connection:
