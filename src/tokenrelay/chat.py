@@ -106,7 +106,7 @@ class ChatService:
                 del self._starting[chat.owner]
 
     async def _start(self, chat: ChatInput) -> StartedStream:
-        resolved = self._resolve(chat.model, chat.options)
+        resolved = await self._resolve(chat.model, chat.options)
         conversation = None
         if chat.conversation_id is not None:
             conversation = await self.conversation(chat.conversation_id, chat.owner)
@@ -150,7 +150,7 @@ class ChatService:
                 raise TokenrelayError(
                     f"An answer is still streaming in this conversation (stream {stream_id}): "
                     "cancel it first.", code="stream_in_progress", status=409)
-        resolved = self._resolve(chat.model or conversation.model, chat.options)
+        resolved = await self._resolve(chat.model or conversation.model, chat.options)
         history: list[Message] = []
         for message in conversation.history():
             if message.created > last_user.created or (
@@ -191,8 +191,9 @@ class ChatService:
                     "wait for one to end, or cancel one.", code="too_many_streams",
                     status=429, retry_after=2)
 
-    def _resolve(self, model: str | None, options: Mapping[str, Any]) -> _Resolved:
+    async def _resolve(self, model: str | None, options: Mapping[str, Any]) -> _Resolved:
         name = model or self.settings.model
+        await self.registry.load(name)
         provider, submodel = self.registry.resolve(name)
         return _Resolved(name, provider, submodel, self.registry.options(provider, options))
 

@@ -13,7 +13,7 @@ default model (`local`, `scripted`).
 from __future__ import annotations
 
 import abc
-import logging
+import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -24,8 +24,6 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from tokenrelay.errors import InvalidRequest, TokenrelayError
 from tokenrelay.events import Chunk
-
-log = logging.getLogger("tokenrelay.providers")
 
 __all__ = [
     "ChatRequest",
@@ -122,8 +120,8 @@ class Registry:
             factories if factories is not None else _entry_point_factories()
         )
         self._instances: dict[str, Provider] = {}
-        #: providers load in a thread at start-up (load_all) and on the loop when asked
-        #: first: one at a time, each once
+        #: providers load in a thread (`load`), or on the loop if asked for without it:
+        #: one at a time, each once
         self._loading = threading.Lock()
 
     @property
@@ -145,15 +143,13 @@ class Registry:
         provider.check(sub)
         return provider, sub
 
-    def load_all(self) -> None:
-        """Import and create every provider now. Run in a thread at start-up: importing
-        an SDK takes a second or more, which on the event loop would stall every
-        stream (the first /api/models or the first answer from a provider)."""
-        for name in self.names:
-            try:
-                self._instances.get(name) or self._load(name)
-            except Exception:  # a broken plugin must not hide the others
-                log.exception("could not load the provider %r", name)
+    async def load(self, model: str) -> None:
+        """Import and create the provider of `model` in a thread, if not done yet:
+        importing an SDK takes a second, which on the event loop would stall every
+        stream. Unknown names are left to `resolve` to refuse."""
+        name = model.partition("/")[0]
+        if name in self._factories and name not in self._instances:
+            await asyncio.to_thread(self._load, name)
 
     def _load(self, name: str) -> Provider:
         with self._loading:

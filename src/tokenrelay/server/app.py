@@ -90,10 +90,9 @@ def make_store(settings: Settings) -> Store:
 
 
 async def _warm(service: ChatService) -> None:
-    """Load the providers, then the default model, in the background, so the first
-    answer starts fast and nothing blocks the loop meanwhile."""
-    await asyncio.to_thread(service.registry.load_all)
+    """Load the default model in the background, so the first answer starts fast."""
     try:
+        await service.registry.load(service.settings.model)
         provider, model = service.registry.resolve(service.settings.model)
         await provider.warm(model)
     except Exception:

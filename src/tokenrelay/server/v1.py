@@ -155,6 +155,7 @@ async def chat_completions(
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Response:
     service: ChatService = request.app.state.service
+    await service.registry.load(body.model)  # an SDK imported in a thread, not on the loop
     chat = dataclasses.replace(_chat_input(body, service), idempotency_key=idempotency_key,
                                owner=request.state.owner)
     started = await service.start(chat)
