@@ -268,6 +268,9 @@ def running(server: Server, prefix: list[str] | None = None) -> Iterator[tuple[i
         # tokenrelay's default store (SQLite), in a file of this run's own rather than
         # the user's data directory; the other servers ignore it.
         env["TOKENRELAY_DATABASE"] = f"sqlite+aiosqlite:///{Path(tmp) / 'tokenrelay.db'}"
+        # One answer of --tokens (100,000) asks for as many max_tokens: over the server's
+        # default ceiling (TOKENRELAY_MAX_TOKENS_CEILING, 32,768).
+        env["TOKENRELAY_MAX_TOKENS_CEILING"] = str(10**9)
         log = Path(tmp) / "server.log"
         with log.open("wb") as out:
             proc = subprocess.Popen([*(prefix or []), *server.argv(port)], cwd=ROOT, env=env,

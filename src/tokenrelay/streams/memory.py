@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from array import array
 from collections.abc import AsyncIterator, Callable
@@ -18,16 +19,20 @@ _EVENTS, _PING = 0, 1
 
 
 class _Stream:
-    __slots__ = ("data", "ends", "finished", "waiters", "readers", "unread_since", "expires",
-                 "cancel", "owner")
+    __slots__ = ("events", "data", "ends", "count", "finished", "waiters", "readers",
+                 "unread_since", "expires", "cancel", "owner")
 
     def __init__(self, owner: str | None = None) -> None:
         self.owner = owner
-        # The encoded events back to back, and where each ends: event `seq` is
-        # data[ends[seq - 2]:ends[seq - 1]]. One buffer, not an object per event: about
-        # 45 bytes a token instead of 85, kept for the retention time (issue 7).
-        self.data: bytearray | bytes = bytearray()
+        #: while live, the encoded events: events[i] has sequence number i + 1 (an
+        #: append is a list append, a reader's chunk one join)
+        self.events: list[bytes] | None = []
+        #: once finished, the same events back to back in one buffer, and where each
+        #: ends (event `seq` is data[ends[seq - 2]:ends[seq - 1]]): about 45 bytes a
+        #: token instead of 85, for the retention time (issue 7)
+        self.data = b""
         self.ends = array("Q")
+        self.count = 0
         self.finished = False
         #: readers waiting for the next event, with the time each began to wait
         self.waiters: list[tuple[asyncio.Future[int], float]] = []
@@ -36,20 +41,24 @@ class _Stream:
         self.expires = float("inf")
         self.cancel: Callable[[], None] | None = None
 
-    @property
-    def count(self) -> int:
-        return len(self.ends)
+    def compact(self) -> None:
+        events = self.events
+        assert events is not None
+        self.ends.extend(itertools.accumulate(map(len, events)))
+        self.data = b"".join(events)
+        self.events = None
 
     def since(self, position: int) -> bytes:
         """The events after the first `position`, joined."""
-        start = self.ends[position - 1] if position else 0
-        with memoryview(self.data) as view:  # one copy, and the view let go at once
-            return bytes(view[start:])
+        events = self.events
+        if events is not None:
+            return events[position] if position == self.count - 1 else b"".join(events[position:])
+        return self.data[self.ends[position - 1] if position else 0:]
 
     def event(self, seq: int) -> bytes:
-        start = self.ends[seq - 2] if seq > 1 else 0
-        with memoryview(self.data) as view:
-            return bytes(view[start:self.ends[seq - 1]])
+        if self.events is not None:
+            return self.events[seq - 1]
+        return self.data[self.ends[seq - 2] if seq > 1 else 0:self.ends[seq - 1]]
 
     def wake(self) -> None:
         for waiter, _ in self.waiters:
@@ -114,12 +123,10 @@ class MemoryStreamLog(StreamLog):
         return stream.count
 
     def _add(self, stream: _Stream, encoded: bytes, terminal: bool) -> None:
-        data = stream.data
-        assert isinstance(data, bytearray)  # (finished streams take no more events)
-        data += encoded
-        stream.ends.append(len(data))
+        stream.events.append(encoded)  # type: ignore[union-attr] (a live stream's)
+        stream.count += 1
         if terminal:
-            stream.data = bytes(data)  # no spare capacity kept for the retention time
+            stream.compact()
             stream.finished = True
             stream.cancel = None
             stream.expires = time.monotonic() + self.retention
