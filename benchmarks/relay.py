@@ -491,7 +491,8 @@ KEPT_HEADINGS = (MANY_HEADING, HELD_HEADING, TTFT_HEADING, LOCAL_HEADING)
 #: one line at the top of RESULTS.md, which every writer keeps (or adds)
 PREAMBLE = ("Regenerate this whole page with `.venv/bin/python -m benchmarks` (one run of "
             "every module below; `--quick` for a smoke run that leaves this page alone); "
-            "the PNG charts go to `charts/` next to it, their figures to `results/*.json`.")
+            "the PNG charts go to `charts/` next to it, their figures to `results/*.json`. "
+            "Where a goal is not met, [PROFILE.md](PROFILE.md) has the profile that says why.")
 #: set by `python -m benchmarks` for the modules it runs: its own command line
 SUITE_ENV = "BENCHMARKS_SUITE_COMMAND"
 
