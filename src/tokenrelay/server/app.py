@@ -13,6 +13,7 @@ from dataclasses import replace
 from types import FrameType
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from tokenrelay.chat import ChatService
 from tokenrelay.config import MEMORY_DATABASE, Settings
@@ -133,6 +134,14 @@ def _drain_on_exit_signal(service: ChatService, grace: float) -> Callable[[], No
     return restore
 
 
+class _App(FastAPI):
+    """FastAPI with DetachedBodies around all of its middleware: a stream's body is
+    written with uvicorn's own `send`, and none of the framework's frames stay under it."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return DetachedBodies(super().build_middleware_stack())
+
+
 def app_from_env() -> FastAPI:
     """The app with settings from TOKENRELAY_* variables (each `--workers` process)."""
     from tokenrelay.server.runner import tune_gc
@@ -173,11 +182,10 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
             if limiter is not None:
                 await limiter.close()
 
-    app = FastAPI(title="tokenrelay", version="0.1.0", lifespan=lifespan)
+    app = _App(title="tokenrelay", version="0.1.0", lifespan=lifespan)
     app.state.keys = Keys(settings.api_keys)
     app.add_middleware(Guard, keys=app.state.keys, limiter=limiter,
                        max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(DetachedBodies)  # outside the guard: it adds one frame, not three
     errors.install(app)
     app.include_router(routes.router)
     app.include_router(v1.router)
