@@ -83,6 +83,8 @@ class ChatService:
         self._running: dict[str, _Running] = {}
         #: answers between their limit check and their launch, per owner
         self._starting: Counter[str] = Counter()
+        #: conversations whose regenerate is between its checks and its launch
+        self._regenerating: set[str] = set()
         #: set on SIGTERM: running answers may finish, new ones are refused
         self.closing = False
         self._writer: asyncio.Task[None] | None = None
@@ -101,9 +103,12 @@ class ChatService:
         try:
             return await self._start(chat)
         finally:
-            self._starting[chat.owner] -= 1
-            if not self._starting[chat.owner]:
-                del self._starting[chat.owner]
+            self._done_starting(chat.owner)
+
+    def _done_starting(self, owner: str) -> None:
+        self._starting[owner] -= 1
+        if not self._starting[owner]:
+            del self._starting[owner]
 
     async def _start(self, chat: ChatInput) -> StartedStream:
         resolved = await self._resolve(chat.model, chat.options)
@@ -145,21 +150,30 @@ class ChatService:
             raise TokenrelayError("This conversation has no user message to answer.",
                                   code="nothing_to_regenerate", status=409)
         self._check_limits(chat)
-        for stream_id, running in self._running.items():
-            if running.conversation_id == conversation_id:
-                raise TokenrelayError(
-                    f"An answer is still streaming in this conversation (stream {stream_id}): "
-                    "cancel it first.", code="stream_in_progress", status=409)
-        resolved = await self._resolve(chat.model or conversation.model, chat.options)
-        history: list[Message] = []
-        for message in conversation.history():
-            if message.created > last_user.created or (
-                    message.role == "assistant" and message.reply_to == last_user.id):
-                continue
-            history.append(Message(message.role, message.content))  # type: ignore[arg-type]
-        turn = Turn.of(conversation, new=False, asked=(), model=resolved.model,
-                       stream_id=new_id("st"), reply_to=last_user.id)
-        return await self._launch(self.store, turn, resolved, tuple(history), chat)
+        busy = [stream_id for stream_id, running in self._running.items()
+                if running.conversation_id == conversation_id]
+        if busy or conversation_id in self._regenerating:
+            raise TokenrelayError(
+                f"An answer is still streaming in this conversation (stream "
+                f"{busy[0] if busy else 'starting'}): cancel it first.",
+                code="stream_in_progress", status=409)
+        # Counted from the checks on (as in start), so that a burst cannot pass them all.
+        self._starting[chat.owner] += 1
+        self._regenerating.add(conversation_id)
+        try:
+            resolved = await self._resolve(chat.model or conversation.model, chat.options)
+            history: list[Message] = []
+            for message in conversation.history():
+                if message.created > last_user.created or (
+                        message.role == "assistant" and message.reply_to == last_user.id):
+                    continue
+                history.append(Message(message.role, message.content))  # type: ignore[arg-type]
+            turn = Turn.of(conversation, new=False, asked=(), model=resolved.model,
+                           stream_id=new_id("st"), reply_to=last_user.id)
+            return await self._launch(self.store, turn, resolved, tuple(history), chat)
+        finally:
+            self._regenerating.discard(conversation_id)
+            self._done_starting(chat.owner)
 
     def _check_limits(self, chat: ChatInput) -> None:
         """The configured limits (docs/security.md): refuse before anything is stored."""
@@ -280,7 +294,8 @@ class ChatService:
         """The stream's state. Another owner's stream is not found, as if it did not exist."""
         try:
             info = await self.streams.info(stream_id)
-            if info.owner not in (None, owner):
+            # An unknown owner (a Redis record expired) is nobody's when keys are set.
+            if info.owner != owner and (info.owner is not None or self.settings.api_keys):
                 raise StreamNotFound(stream_id)
         except StreamNotFound:
             raise NotFound(f"No stream {stream_id!r} (or it ended more than "

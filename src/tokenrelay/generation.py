@@ -22,6 +22,15 @@ log = logging.getLogger("tokenrelay.generation")
 SLICE = 0.001
 #: the longest the end of a stream waits for the database before it is announced
 STORE_TIMEOUT = 10.0
+_UNSTORED = ("The conversation could not be stored (the database is unavailable); "
+             "retry later.")
+#: background writes of answers whose stream ended before the database answered
+_LATE: set[asyncio.Task[None]] = set()
+
+
+def _keep(task: asyncio.Task[None]) -> None:
+    _LATE.add(task)
+    task.add_done_callback(_LATE.discard)
 
 
 class Generation:
@@ -97,9 +106,7 @@ class Generation:
                 await self._fail("shutdown", "The server shut down; the partial answer is kept.",
                                  status="interrupted")
             elif self._cancel_reason == "unstored":
-                await self._fail("database_unavailable",
-                                 "The conversation could not be stored (the database is "
-                                 "unavailable), so the answer was stopped: retry later.")
+                await self._fail("database_unavailable", _UNSTORED)
             else:
                 await self._succeed("cancelled")
         except ProviderError as exc:
@@ -211,19 +218,39 @@ class Generation:
         if event == DONE:
             data.update(summary)
         data["length"] = self._length
+        final = {"content": self.text, "status": status, **summary, **fields}
         try:
             # Store first, then announce: a client that sees the end and reads the
             # conversation finds the final text and status. Bounded: a hung database
-            # must not leave the stream without its end.
+            # must not leave the stream without its end (the write then goes on
+            # behind it, so that the answer never stays `streaming`).
             async with asyncio.timeout(STORE_TIMEOUT):
                 if await self._row_written():
-                    await self._store.update_message(
-                        self.message_id, content=self.text, status=status, **summary, **fields
-                    )
+                    await self._store.update_message(self.message_id, **final)
+        except TimeoutError:
+            log.warning("the database is slow: stream %s ends before its answer is stored",
+                        self.stream_id)
+            _keep(asyncio.create_task(self._store_late(final)))
         except Exception:
             log.exception("could not store the end of stream %s", self.stream_id)
         finally:
+            if event == DONE and self._row_failed():
+                # The answer streamed in full but its conversation was never stored.
+                event, data = ERROR, {"code": "database_unavailable", "length": self._length,
+                                      "message": _UNSTORED}
             await self._streams.append(self.stream_id, event, data)
+
+    def _row_failed(self) -> bool:
+        written = self._written
+        return written is not None and written.done() and (
+            written.cancelled() or written.exception() is not None)
+
+    async def _store_late(self, final: dict[str, Any]) -> None:
+        try:
+            if await self._row_written():
+                await self._store.update_message(self.message_id, **final)
+        except Exception:
+            log.exception("could not store the end of stream %s", self.stream_id)
 
     async def _watch_readers(self) -> None:
         assert self._abandon_after is not None

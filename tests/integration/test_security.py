@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 
 import httpx
@@ -212,3 +213,22 @@ def test_no_keys_means_one_owner_and_no_sign_in(server: Server) -> None:
     session = httpx.get(f"{server.url}/api/session", timeout=10).json()
     assert session == {"keys_required": False, "signed_in": True}
     assert httpx.get(f"{server.url}/api/conversations", timeout=10).status_code == 200
+
+
+def test_a_body_without_a_length_is_counted_however_chunked_is_spelled(keyed: Server) -> None:
+    """httptools passes Transfer-Encoding as sent: `Chunked` must be counted too."""
+    host, port = keyed.url.removeprefix("http://").split(":")
+    body = json.dumps(_body(messages=[{"role": "user", "content": "x" * 30000}])).encode()
+    for spelling in ("chunked", "Chunked"):
+        head = (f"POST /api/chat HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {ALICE}\r\n"
+                f"Content-Type: application/json\r\nTransfer-Encoding: {spelling}\r\n"
+                "Connection: close\r\n\r\n").encode()
+        chunks = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 4096]), body[i:i + 4096])
+                          for i in range(0, len(body), 4096)) + b"0\r\n\r\n"
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(head + chunks)
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 413"), (spelling, answer[:200])
+        assert b'"body_too_large"' in answer

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 import pytest
 
+from tokenrelay import generation
 from tokenrelay.chat import ChatInput, ChatService
 from tokenrelay.config import Settings
 from tokenrelay.events import Chunk, Finish, TextDelta
 from tokenrelay.providers import ChatRequest, Message, Provider, Registry
 from tokenrelay.sse import Decoder
+from tokenrelay.store import Turn
 from tokenrelay.store.memory import MemoryStore
 from tokenrelay.streams.memory import MemoryStreamLog
 
@@ -169,4 +170,48 @@ async def test_the_texts_of_many_streaming_answers_are_stored_in_one_batch() -> 
     for stream in started:  # a batch that lands late never undoes the final write
         answer = (await service.conversation(stream.conversation_id)).messages[-1]
         assert (answer.status, answer.content) == ("complete", "word " * 120)
+    await service.shutdown()
+
+
+class _TurnStore(MemoryStore):
+    """The turn's write fails, or takes its time, after `delay` seconds."""
+
+    def __init__(self, delay: float, fail: bool) -> None:
+        super().__init__()
+        self.delay, self.fail = delay, fail
+
+    async def add_turn(self, turn: Turn) -> None:
+        await asyncio.sleep(self.delay)
+        if self.fail:
+            raise OSError("database gone")
+        await super().add_turn(turn)
+
+
+def _scripted(store: MemoryStore) -> ChatService:
+    from tokenrelay.providers.scripted import ScriptedProvider
+
+    return ChatService(Settings(model="scripted"), Registry({"scripted": ScriptedProvider}),
+                       MemoryStreamLog(), store)
+
+
+async def test_an_answer_whose_question_was_not_stored_ends_with_an_error() -> None:
+    service = _scripted(_TurnStore(0.05, fail=True))
+    started = await service.start(ChatInput([Message("user", "x")], options={"text": "fast"}))
+    events = await _events(service, started.stream_id)
+    assert events[-1] == ("error", {"code": "database_unavailable", "length": 4,
+                                    "message": events[-1][1]["message"]})
+    await service.shutdown()
+
+
+async def test_a_slow_database_never_leaves_an_answer_streaming(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(generation, "STORE_TIMEOUT", 0.1)
+    store = _TurnStore(0.4, fail=False)
+    service = _scripted(store)
+    started = await service.start(ChatInput([Message("user", "x")], options={"text": "a b"}))
+    events = await _events(service, started.stream_id)
+    assert events[-1][0] == "done"  # announced without waiting for the database
+    await asyncio.sleep(0.5)
+    answer = (await service.conversation(started.conversation_id)).messages[-1]
+    assert (answer.status, answer.content) == ("complete", "a b")
     await service.shutdown()

@@ -38,9 +38,7 @@ class Guard:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        receive = await self._limit_body(headers, receive, scope, send)
-        if receive is None:
-            return
+        # Who asks comes first: nobody without a key gets the server to read a body.
         owner: str | None = DEFAULT_OWNER
         if self.keys.required:
             key, _ = self.keys.credential(headers)
@@ -53,14 +51,18 @@ class Guard:
                 if wait is not None:
                     await _too_many(wait, self.limiter.per_minute, scope, receive, send)
                     return
+        limited = await self._limit_body(headers, receive, scope, send)
+        if limited is None:
+            return
         scope.setdefault("state", {})["owner"] = owner
-        await self.app(scope, receive, send)
+        await self.app(scope, limited, send)
 
     async def _limit_body(self, headers: Headers, receive: Receive, scope: Scope,
                           send: Send) -> Receive | None:
         """413 for a body over the limit; None when that answer has been sent. A
-        declared length is checked at once; a chunked body is read (up to the limit)
-        and replayed to the app."""
+        declared length is checked at once; a body without one (chunked, in any
+        spelling) is read up to the limit into one buffer and handed to the app as
+        one message."""
         limit = self.max_body_bytes
         declared = headers.get("content-length")
         if declared is not None:
@@ -68,24 +70,28 @@ class Guard:
                 await _too_large(limit, scope, receive, send)
                 return None
             return receive
-        if "chunked" not in headers.get("transfer-encoding", ""):
-            return receive
-        messages: list[Message] = []
-        size = 0
+        body = bytearray()
         while True:
             message = await receive()
-            messages.append(message)
-            size += len(message.get("body", b""))
-            if size > limit:
+            if message["type"] != "http.request":  # the client went away
+                return _replay(message, receive)
+            body += message.get("body", b"")
+            if len(body) > limit:
                 await _too_large(limit, scope, receive, send)
                 return None
-            if message["type"] != "http.request" or not message.get("more_body"):
+            if not message.get("more_body"):
                 break
+        return _replay({"type": "http.request", "body": bytes(body), "more_body": False},
+                       receive)
 
-        async def replay() -> Message:
-            return messages.pop(0) if messages else await receive()
 
-        return replay
+def _replay(first: Message, receive: Receive) -> Receive:
+    pending = [first]
+
+    async def replay() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replay
 
 
 async def _unauthorized(key: str | None, scope: Scope, receive: Receive, send: Send) -> None:

@@ -134,7 +134,7 @@ class RedisStreamLog(StreamLog):
         if not claimed:
             raise StreamExists(stream_id)
         if owner is not None:
-            # Outlives the events (at most LIVE_TTL, or `retention` after their end).
+            # As long as the events: LIVE_TTL while live (with slack), `retention` after.
             await self._redis.set(_owner_key(stream_id), owner,
                                   ex=LIVE_TTL + max(1, round(self.retention)))
         await self._local.create(stream_id, owner)
@@ -191,6 +191,9 @@ class RedisStreamLog(StreamLog):
                 pipe.expire(key, LIVE_TTL)  # an unfinished stream does not live forever
             if producing.finished:
                 pipe.expire(key, max(1, round(self.retention)))
+                # The owner record lives as long as the events it guards (chat.py
+                # refuses a stream whose owner is unknown when keys are set).
+                pipe.expire(_owner_key(stream_id), max(1, round(self.retention)))
                 pipe.delete(_lease_key(stream_id))
             sent.append((stream_id, producing, upto))
         if not sent:
