@@ -25,12 +25,17 @@ STORE_TIMEOUT = 10.0
 _UNSTORED = ("The conversation could not be stored (the database is unavailable); "
              "retry later.")
 #: background writes of answers whose stream ended before the database answered
-_LATE: set[asyncio.Task[None]] = set()
+_LATE: set[asyncio.Future[None]] = set()
 
 
-def _keep(task: asyncio.Task[None]) -> None:
+def _keep(task: asyncio.Future[None]) -> None:
     _LATE.add(task)
     task.add_done_callback(_LATE.discard)
+
+
+def _failed(write: asyncio.Future[None]) -> bool:
+    """Whether a finished write failed (an exception, or cancelled)."""
+    return write.cancelled() or write.exception() is not None
 
 
 class Generation:
@@ -84,7 +89,7 @@ class Generation:
             self._pumping = None  # once: the end that follows must not be cancelled
 
     def _on_written(self, written: asyncio.Future[None]) -> None:
-        if written.cancelled() or written.exception() is not None:
+        if _failed(written):
             log.error("could not store the question and answer of stream %s: %s",
                       self.stream_id, "cancelled" if written.cancelled() else written.exception())
             self.cancel("unstored")
@@ -93,7 +98,7 @@ class Generation:
         if self._written is None:
             return True
         await asyncio.wait([self._written])
-        return not self._written.cancelled() and self._written.exception() is None
+        return not _failed(self._written)
 
     async def run(self) -> None:
         watchdog = asyncio.create_task(self._watch_readers()) if self._abandon_after else None
@@ -219,33 +224,27 @@ class Generation:
             data.update(summary)
         data["length"] = self._length
         final = {"content": self.text, "status": status, **summary, **fields}
+        # Store first, then announce: a client that sees the end and reads the
+        # conversation finds the final text and status. Bounded: a hung database must
+        # not leave the stream without its end; the write then goes on behind it, so
+        # that the answer never stays `streaming`.
+        write = asyncio.ensure_future(self._store_end(final))
         try:
-            # Store first, then announce: a client that sees the end and reads the
-            # conversation finds the final text and status. Bounded: a hung database
-            # must not leave the stream without its end (the write then goes on
-            # behind it, so that the answer never stays `streaming`).
             async with asyncio.timeout(STORE_TIMEOUT):
-                if await self._row_written():
-                    await self._store.update_message(self.message_id, **final)
+                await asyncio.shield(write)
         except TimeoutError:
             log.warning("the database is slow: stream %s ends before its answer is stored",
                         self.stream_id)
-            _keep(asyncio.create_task(self._store_late(final)))
-        except Exception:
-            log.exception("could not store the end of stream %s", self.stream_id)
+            _keep(write)
         finally:
-            if event == DONE and self._row_failed():
+            written = self._written
+            if event == DONE and written is not None and written.done() and _failed(written):
                 # The answer streamed in full but its conversation was never stored.
                 event, data = ERROR, {"code": "database_unavailable", "length": self._length,
                                       "message": _UNSTORED}
             await self._streams.append(self.stream_id, event, data)
 
-    def _row_failed(self) -> bool:
-        written = self._written
-        return written is not None and written.done() and (
-            written.cancelled() or written.exception() is not None)
-
-    async def _store_late(self, final: dict[str, Any]) -> None:
+    async def _store_end(self, final: dict[str, Any]) -> None:
         try:
             if await self._row_written():
                 await self._store.update_message(self.message_id, **final)
