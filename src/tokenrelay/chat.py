@@ -5,9 +5,10 @@ appears here."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from tokenrelay.events import START
 from tokenrelay.generation import Generation
 from tokenrelay.providers import ChatRequest, Message, Provider, Registry
 from tokenrelay.store import DEFAULT_OWNER, Conversation, Page, Store, Turn, new_id, now
+from tokenrelay.store import Message as StoredMessage
 from tokenrelay.store.null import NullStore
 from tokenrelay.streams import StreamInfo, StreamLog, StreamNotFound
 
@@ -98,17 +100,20 @@ class ChatService:
             raise InvalidRequest("'messages' is empty: send at least one message.",
                                  code="no_messages")
         self._check_limits(chat)
-        # Counted from the check on, so that a burst cannot pass it all at once.
-        self._starting[chat.owner] += 1
-        try:
+        with self._counted(chat.owner):
             return await self._start(chat)
-        finally:
-            self._done_starting(chat.owner)
 
-    def _done_starting(self, owner: str) -> None:
-        self._starting[owner] -= 1
-        if not self._starting[owner]:
-            del self._starting[owner]
+    @contextlib.contextmanager
+    def _counted(self, owner: str) -> Iterator[None]:
+        """Count an answer toward its owner's streams from its limit check on, so that
+        a burst cannot pass the check all at once."""
+        self._starting[owner] += 1
+        try:
+            yield
+        finally:
+            self._starting[owner] -= 1
+            if not self._starting[owner]:
+                del self._starting[owner]
 
     async def _start(self, chat: ChatInput) -> StartedStream:
         resolved = await self._resolve(chat.model, chat.options)
@@ -157,23 +162,25 @@ class ChatService:
                 f"An answer is still streaming in this conversation (stream "
                 f"{busy[0] if busy else 'starting'}): cancel it first.",
                 code="stream_in_progress", status=409)
-        # Counted from the checks on (as in start), so that a burst cannot pass them all.
-        self._starting[chat.owner] += 1
         self._regenerating.add(conversation_id)
         try:
-            resolved = await self._resolve(chat.model or conversation.model, chat.options)
-            history: list[Message] = []
-            for message in conversation.history():
-                if message.created > last_user.created or (
-                        message.role == "assistant" and message.reply_to == last_user.id):
-                    continue
-                history.append(Message(message.role, message.content))  # type: ignore[arg-type]
-            turn = Turn.of(conversation, new=False, asked=(), model=resolved.model,
-                           stream_id=new_id("st"), reply_to=last_user.id)
-            return await self._launch(self.store, turn, resolved, tuple(history), chat)
+            with self._counted(chat.owner):
+                return await self._regenerate(conversation, last_user, chat)
         finally:
             self._regenerating.discard(conversation_id)
-            self._done_starting(chat.owner)
+
+    async def _regenerate(self, conversation: Conversation, last_user: StoredMessage,
+                          chat: ChatInput) -> StartedStream:
+        resolved = await self._resolve(chat.model or conversation.model, chat.options)
+        history: list[Message] = []
+        for message in conversation.history():
+            if message.created > last_user.created or (
+                    message.role == "assistant" and message.reply_to == last_user.id):
+                continue
+            history.append(Message(message.role, message.content))  # type: ignore[arg-type]
+        turn = Turn.of(conversation, new=False, asked=(), model=resolved.model,
+                       stream_id=new_id("st"), reply_to=last_user.id)
+        return await self._launch(self.store, turn, resolved, tuple(history), chat)
 
     def _check_limits(self, chat: ChatInput) -> None:
         """The configured limits (docs/security.md): refuse before anything is stored."""
