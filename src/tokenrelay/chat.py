@@ -317,6 +317,13 @@ class ChatService:
         except StreamNotFound:
             return False  # it ended and expired in between
 
+    async def models(self) -> list[str]:
+        """The models this server can serve now, the default first. In a thread: a
+        provider not loaded yet imports its SDK (a second or more)."""
+        available = await asyncio.to_thread(self.registry.available_models)
+        default = self.settings.model
+        return [default, *(m for m in available if m != default)]
+
     # --- conversations ---------------------------------------------------------------
 
     async def conversation(self, conversation_id: str, owner: str = DEFAULT_OWNER) -> Conversation:

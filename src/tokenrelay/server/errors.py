@@ -28,6 +28,13 @@ def error_response(status: int, code: str, message: str, **extra: object) -> JSO
     return JSONResponse({"error": error}, status_code=status)
 
 
+def unauthorized(message: str) -> JSONResponse:
+    """401 with the challenge RFC 9110 §11.6.1 asks for (Bearer: API keys)."""
+    response = error_response(401, "unauthorized", message)
+    response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
 def _openai_status(request: Request, status: int, code: str) -> int:
     """On /v1, the status an OpenAI SDK maps to the right exception: 400 for invalid
     input (BadRequestError), 404 for an unknown model (NotFoundError)."""

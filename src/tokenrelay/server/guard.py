@@ -12,7 +12,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tokenrelay.server.auth import Keys
-from tokenrelay.server.errors import error_response
+from tokenrelay.server.errors import error_response, unauthorized
 from tokenrelay.server.limits import RateLimiter
 from tokenrelay.store import DEFAULT_OWNER
 
@@ -97,9 +97,7 @@ def _replay(first: Message, receive: Receive) -> Receive:
 async def _unauthorized(key: str | None, scope: Scope, receive: Receive, send: Send) -> None:
     message = ("This server needs an API key: send Authorization: Bearer <key>."
                if key is None else "That API key is not valid here.")
-    response = error_response(401, "unauthorized", message)
-    response.headers["WWW-Authenticate"] = "Bearer"
-    await response(scope, receive, send)
+    await unauthorized(message)(scope, receive, send)
 
 
 async def _too_many(wait: float, per_minute: int, scope: Scope, receive: Receive,

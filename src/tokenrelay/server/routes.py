@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -12,7 +11,7 @@ from tokenrelay.chat import ChatInput, ChatService, StartedStream
 from tokenrelay.errors import TokenrelayError
 from tokenrelay.providers import Message
 from tokenrelay.server.auth import COOKIE, Keys
-from tokenrelay.server.errors import error_response
+from tokenrelay.server.errors import unauthorized
 from tokenrelay.server.responses import EventStreamResponse
 from tokenrelay.server.schemas import ChatBody, RegenerateBody, RenameBody, SessionBody
 from tokenrelay.store import Conversation
@@ -188,10 +187,7 @@ async def regenerate(conversation_id: str, request: Request,
 async def models(request: Request) -> dict[str, Any]:
     """The models this server can serve now, and the one used when a request names none."""
     service = _service(request)
-    # In a thread: a provider not loaded yet imports its SDK (a second or more).
-    available = await asyncio.to_thread(service.registry.available_models)
-    default = service.settings.model
-    return {"default": default, "models": [default, *(m for m in available if m != default)]}
+    return {"default": service.settings.model, "models": await service.models()}
 
 
 @router.get("/api/session")
@@ -210,9 +206,7 @@ async def sign_in(body: SessionBody, request: Request) -> Response:
     if not keys.required:
         raise TokenrelayError("This server needs no API key.", code="keys_not_required")
     if keys.owner(body.key) is None:
-        response = error_response(401, "unauthorized", "That API key is not valid here.")
-        response.headers["WWW-Authenticate"] = "Bearer"
-        return response
+        return unauthorized("That API key is not valid here.")
     response = Response(status_code=204)
     response.set_cookie(COOKIE, body.key, max_age=_SESSION_SECONDS, httponly=True,
                         samesite="strict", secure=request.url.scheme == "https")

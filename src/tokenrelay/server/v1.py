@@ -230,10 +230,7 @@ async def _complete(service: ChatService, stream_id: str, completion_id: str, cr
 @router.get("/models")
 async def list_models(request: Request) -> dict[str, Any]:
     service: ChatService = request.app.state.service
-    # In a thread: a provider not loaded yet imports its SDK (a second or more).
-    models = await asyncio.to_thread(service.registry.available_models)
-    default = service.settings.model
-    names = [default, *(m for m in models if m != default)]
+    names = await service.models()
     return {"object": "list", "data": [
         {"id": name, "object": "model", "created": 0, "owned_by": "tokenrelay"} for name in names
     ]}
