@@ -215,3 +215,50 @@ async def test_a_slow_database_never_leaves_an_answer_streaming(
     answer = (await service.conversation(started.conversation_id)).messages[-1]
     assert (answer.status, answer.content) == ("complete", "a b")
     await service.shutdown()
+
+
+class _SlowLog(MemoryStreamLog):
+    """Creating a stream takes a round trip, as with Redis."""
+
+    async def create(self, stream_id: str, owner: str | None = None) -> None:
+        await asyncio.sleep(0.05)
+        await super().create(stream_id, owner)
+
+
+async def test_two_regenerates_at_once_start_one_answer() -> None:
+    from tokenrelay.errors import TokenrelayError
+    from tokenrelay.providers.scripted import ScriptedProvider
+
+    service = ChatService(Settings(model="scripted"), Registry({"scripted": ScriptedProvider}),
+                          _SlowLog(), MemoryStore())
+    first = await service.start(ChatInput([Message("user", "x")], options={"text": "a"}))
+    await _events(service, first.stream_id)
+    assert first.conversation_id is not None
+    results = await asyncio.gather(
+        *(service.regenerate(first.conversation_id, ChatInput(())) for _ in range(2)),
+        return_exceptions=True)
+    refused = [r for r in results if isinstance(r, TokenrelayError)]
+    assert len(refused) == 1 and refused[0].code == "stream_in_progress"
+    await service.shutdown()
+
+
+async def test_regenerates_count_toward_the_per_key_stream_limit() -> None:
+    from tokenrelay.errors import TokenrelayError
+    from tokenrelay.providers.scripted import ScriptedProvider
+
+    settings = Settings(model="scripted", api_keys=("k",), max_streams=2)
+    service = ChatService(settings, Registry({"scripted": ScriptedProvider}), _SlowLog(),
+                          MemoryStore())
+    ids = []
+    for n in range(3):
+        started = await service.start(ChatInput([Message("user", f"q{n}")], owner="o",
+                                                options={"text": "a"}))
+        await _events(service, started.stream_id)
+        ids.append(started.conversation_id)
+    slow = ChatInput((), owner="o", options={"text": "a " * 50, "delay_ms": 20})
+    results = await asyncio.gather(*(service.regenerate(c, slow) for c in ids),
+                                   return_exceptions=True)
+    refused = [r for r in results if isinstance(r, TokenrelayError)]
+    assert [r.code for r in refused] == ["too_many_streams"]
+    await service.end_generations()
+    await service.shutdown()
