@@ -1,4 +1,15 @@
-"""tokenrelay: stream LLM chat answers over Server-Sent Events."""
+"""tokenrelay: stream LLM chat answers over Server-Sent Events.
+
+The client side (`Client`, `AsyncClient`, the events, the SSE decoder) imports with
+the plain install; the provider API (`Provider`, `ChatRequest`, `ProviderError`) needs
+the server's extra and is imported on first use, so `from tokenrelay import Client`
+never loads pydantic, FastAPI or the model runtime.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from tokenrelay.client import (
     APIError,
@@ -11,8 +22,15 @@ from tokenrelay.client import (
     StreamMismatch,
 )
 from tokenrelay.events import Delta, Done, Error, Finish, Start, StreamEvent, TextDelta, Usage
-from tokenrelay.providers import ChatRequest, Message, Provider, ProviderError
+from tokenrelay.messages import Message
 from tokenrelay.sse import Decoder, Event
+
+if TYPE_CHECKING:
+    from tokenrelay.providers import ChatRequest, Provider, ProviderError
+
+#: names served from the server side, imported when first asked for
+_SERVER_SIDE = {"ChatRequest": "tokenrelay.providers", "Provider": "tokenrelay.providers",
+                "ProviderError": "tokenrelay.providers"}
 
 __all__ = [
     "APIError",
@@ -40,3 +58,10 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    module = _SERVER_SIDE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tokenrelay' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -18,9 +18,11 @@ from tokenrelay.config import Settings
 from tokenrelay.errors import InvalidRequest, NotFound, TokenrelayError
 from tokenrelay.events import START
 from tokenrelay.generation import Generation
-from tokenrelay.providers import ChatRequest, Message, Provider, Registry
-from tokenrelay.store import DEFAULT_OWNER, Conversation, Page, Store, Turn, new_id, now
-from tokenrelay.store import Message as StoredMessage
+from tokenrelay.messages import Message
+from tokenrelay.providers import ChatRequest, Provider, Registry
+from tokenrelay.store import (
+    DEFAULT_OWNER, Conversation, Page, Store, StoredMessage, Turn, new_id, now,
+)
 from tokenrelay.store.null import NullStore
 from tokenrelay.streams import StreamInfo, StreamLog, StreamNotFound
 

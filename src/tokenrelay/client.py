@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 
 from tokenrelay.events import Delta, Done, Error, Start, StreamEvent, parse_event
-from tokenrelay.providers import Message
+from tokenrelay.messages import Message
 from tokenrelay.sse import Decoder
 
 __all__ = [

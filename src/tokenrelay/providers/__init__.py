@@ -18,12 +18,13 @@ import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from tokenrelay.errors import InvalidRequest, TokenrelayError
 from tokenrelay.events import Chunk
+from tokenrelay.messages import Message
 
 __all__ = [
     "ChatRequest",
@@ -36,15 +37,6 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "tokenrelay.providers"
-Role = Literal["system", "user", "assistant"]
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    role: Role
-    content: str
-
-
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
     """What a provider is asked: `model` is the part after `provider/` ("" for default)."""

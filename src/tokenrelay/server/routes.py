@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from tokenrelay import sse
 from tokenrelay.chat import ChatInput, ChatService, StartedStream
 from tokenrelay.errors import TokenrelayError
-from tokenrelay.providers import Message
+from tokenrelay.messages import Message
 from tokenrelay.server.auth import COOKIE, Keys
 from tokenrelay.server.errors import unauthorized
 from tokenrelay.server.responses import EventStreamResponse

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tokenrelay.chat import ChatInput, ChatService
 from tokenrelay.errors import InvalidRequest, TokenrelayError
 from tokenrelay.events import DELTA, DONE, ERROR, START
-from tokenrelay.providers import Message
+from tokenrelay.messages import Message
 from tokenrelay.server.responses import EventStreamResponse
 from tokenrelay.sse import PING, Decoder
 from tokenrelay.streams import StreamNotFound

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 __all__ = [
-    "Conversation", "Message", "Page", "Status", "Store", "Turn", "new_id", "now",
+    "Conversation", "StoredMessage", "Page", "Status", "Store", "Turn", "new_id", "now",
     "encode_cursor", "decode_cursor", "DEFAULT_OWNER",
 ]
 
@@ -41,7 +41,7 @@ def increasing_times(count: int) -> list[datetime]:
 
 
 @dataclass(slots=True)
-class Message:
+class StoredMessage:
     id: str
     conversation_id: str
     role: str
@@ -66,9 +66,9 @@ class Conversation:
     updated: datetime
     owner: str = DEFAULT_OWNER
     model: str | None = None
-    messages: list[Message] = field(default_factory=list)
+    messages: list[StoredMessage] = field(default_factory=list)
 
-    def history(self) -> list[Message]:
+    def history(self) -> list[StoredMessage]:
         """What the model sees: every message with text, each user message followed
         only by its latest answer (earlier versions from regenerate are kept, unseen)."""
         latest: dict[str, str] = {}
@@ -90,8 +90,8 @@ class Turn:
     conversation: Conversation
     #: True: create `conversation` too (the request started a new one)
     new: bool
-    asked: list[Message]
-    answer: Message
+    asked: list[StoredMessage]
+    answer: StoredMessage
 
     @classmethod
     def of(cls, conversation: Conversation, *, new: bool, asked: Sequence[tuple[str, str]],
@@ -101,13 +101,13 @@ class Turn:
         `reply_to` (regenerate asks nothing new)."""
         times = increasing_times(len(asked) + 1)
         asked_messages = [
-            Message(id=new_id("msg"), conversation_id=conversation.id, role=role,
+            StoredMessage(id=new_id("msg"), conversation_id=conversation.id, role=role,
                     content=content, created=created)
             for (role, content), created in zip(asked, times, strict=False)
         ]
         if asked_messages and asked_messages[-1].role == "user":
             reply_to = asked_messages[-1].id
-        answer = Message(id=new_id("msg"), conversation_id=conversation.id, role="assistant",
+        answer = StoredMessage(id=new_id("msg"), conversation_id=conversation.id, role="assistant",
                          content="", created=times[-1], model=model, status="streaming",
                          stream_id=stream_id, reply_to=reply_to)
         return cls(conversation, new, asked_messages, answer)
@@ -142,7 +142,7 @@ class Store(abc.ABC):
         """Prepare the store (migrate the schema)."""
 
     @abc.abstractmethod
-    async def streaming_messages(self) -> list[Message]:
+    async def streaming_messages(self) -> list[StoredMessage]:
         """Answers stored as `streaming`: live ones, and those whose process died."""
 
     @abc.abstractmethod

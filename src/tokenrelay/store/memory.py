@@ -6,14 +6,14 @@ import dataclasses
 from typing import Any
 
 from tokenrelay.store import (
-    Conversation, Message, Page, Status, Store, Turn, decode_cursor, encode_cursor, now,
+    Conversation, StoredMessage, Page, Status, Store, Turn, decode_cursor, encode_cursor, now,
 )
 
 
 class MemoryStore(Store):
     def __init__(self) -> None:
         self._conversations: dict[str, Conversation] = {}
-        self._messages: dict[str, Message] = {}
+        self._messages: dict[str, StoredMessage] = {}
         self._keys: dict[tuple[str, str], str] = {}
 
     def _owned(self, conversation_id: str, owner: str) -> Conversation | None:
@@ -82,7 +82,7 @@ class MemoryStore(Store):
         if self._keys.get((owner, key)) == stream_id:
             del self._keys[(owner, key)]
 
-    async def streaming_messages(self) -> list[Message]:
+    async def streaming_messages(self) -> list[StoredMessage]:
         return [dataclasses.replace(m) for m in self._messages.values() if m.status == "streaming"]
 
     async def claim_idempotency_key(self, *, owner: str, key: str, stream_id: str) -> str | None:

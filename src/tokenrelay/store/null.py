@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tokenrelay.store import Conversation, Message, Page, Status, Store, Turn
+from tokenrelay.store import Conversation, StoredMessage, Page, Status, Store, Turn
 
 
 class NullStore(Store):
@@ -33,7 +33,7 @@ class NullStore(Store):
     async def release_idempotency_key(self, *, owner: str, key: str, stream_id: str) -> None:
         pass
 
-    async def streaming_messages(self) -> list[Message]:
+    async def streaming_messages(self) -> list[StoredMessage]:
         return []
 
     async def claim_idempotency_key(self, *, owner: str, key: str, stream_id: str) -> str | None:

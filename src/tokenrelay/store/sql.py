@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tokenrelay.errors import TokenrelayError
 from tokenrelay.store import (
-    Conversation, Message, Page, Status, Store, Turn, decode_cursor, encode_cursor, now,
+    Conversation, StoredMessage, Page, Status, Store, Turn, decode_cursor, encode_cursor, now,
 )
 from tokenrelay.store.schema import conversations, idempotency_keys, messages
 
@@ -39,8 +39,8 @@ def _utc(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def _message(row: Any) -> Message:
-    return Message(
+def _message(row: Any) -> StoredMessage:
+    return StoredMessage(
         id=row.id, conversation_id=row.conversation_id, role=row.role, content=row.content,
         created=_utc(row.created), model=row.model, status=row.status,
         error_code=row.error_code, error_message=row.error_message, usage=row.usage,
@@ -48,7 +48,7 @@ def _message(row: Any) -> Message:
     )
 
 
-def _row(message: Message) -> dict[str, Any]:
+def _row(message: StoredMessage) -> dict[str, Any]:
     return {
         "id": message.id, "conversation_id": message.conversation_id, "role": message.role,
         "content": message.content, "model": message.model, "status": message.status,
@@ -229,7 +229,7 @@ class SqlStore(Store):
                 idempotency_keys.c.owner == owner, idempotency_keys.c.key == key,
                 idempotency_keys.c.stream_id == stream_id))
 
-    async def streaming_messages(self) -> list[Message]:
+    async def streaming_messages(self) -> list[StoredMessage]:
         async with self._engine.connect() as connection:
             rows = await connection.execute(
                 messages.select().where(messages.c.status == "streaming"))
