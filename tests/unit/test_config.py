@@ -10,7 +10,7 @@ import pytest
 
 from tokenrelay.config import Settings
 from tokenrelay.errors import TokenrelayError
-from tokenrelay.server.app import check_settings
+from tokenrelay.config import check_settings
 
 
 def test_keys_come_from_the_variable_and_the_file(tmp_path: Path) -> None:
@@ -32,7 +32,7 @@ def test_an_unreadable_keys_file_is_a_clear_error(tmp_path: Path) -> None:
 ])
 def test_binding_beyond_loopback_without_keys_warns(
         caplog: pytest.LogCaptureFixture, host: str, keys: tuple[str, ...], warned: bool) -> None:
-    with caplog.at_level(logging.WARNING, logger="tokenrelay.server"):
+    with caplog.at_level(logging.WARNING, logger="tokenrelay.config"):
         check_settings(Settings(host=host, api_keys=keys))
     assert ("WITHOUT API KEYS" in caplog.text) is warned
 

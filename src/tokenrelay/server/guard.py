@@ -13,8 +13,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tokenrelay.server.auth import Keys
 from tokenrelay.server.errors import error_response, unauthorized
-from tokenrelay.server.limits import RateLimiter
-from tokenrelay.store import DEFAULT_OWNER
+from tokenrelay.service.ratelimit import RateLimiter
+from tokenrelay.service import DEFAULT_OWNER
 
 #: routes that answer without a key: the page asks here whether it needs one, and
 #: signs in here

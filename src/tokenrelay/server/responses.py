@@ -1,4 +1,27 @@
-"""The event-stream response: moves the stream log's bytes to the socket, nothing else."""
+"""The event-stream response: moves the stream log's bytes to the socket, nothing else.
+
+Framework fence (STYLE.md "Framework internals are touched only behind a fence").
+`DetachedBodies` writes an event stream's body *after* the ASGI app has returned: a
+stream lasts seconds to minutes, and written from inside the route it keeps the whole
+framework stack alive under it for that long (FastAPI's request handling and exit
+stacks, Starlette's exception layers, the request and its parsed body: ~20 coroutine
+frames per open stream). Measured (issue 7, and again for issue 12 in
+benchmarks/RESULTS.md "DetachedBodies"): 39 -> 27 KiB per open stream at 1,000
+streams, and a lower lateness p99 at 3,000.
+
+What it costs, and how it is kept safe:
+- the route hands the body over through `scope["extensions"]["tokenrelay.detach"]`
+  (ASGI's place for server-specific additions); a response that finds no such
+  extension writes its body inline, as any Starlette response does;
+- a middleware that wraps `send` would see the response start but never its body
+  (the body goes out with the outer `send`), and a `BaseHTTPMiddleware` would end the
+  response early. So `server/app.py` detaches only when the app has no middleware but
+  tokenrelay's own (`Guard`, which does not wrap `send`); add any other and bodies are
+  written inline, through it (tests/integration/test_detached_bodies.py checks both);
+- an exception while a detached body is written never reaches the error middleware:
+  the status line has gone out by then in either case, so all it could do is log;
+  the generation, not the body, reports upstream failures (as an `error` event).
+"""
 
 from __future__ import annotations
 
@@ -14,8 +37,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 #: the app adds no compression, and a compressing proxy would hold tokens back.)
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
-#: the scope key through which DetachedBodies takes an event stream's body over
-_DETACH = "tokenrelay.detach"
+#: the `scope["extensions"]` key through which DetachedBodies takes a body over
+DETACH = "tokenrelay.detach"
 
 _Body = Callable[[Receive, Send], Awaitable[None]]
 
@@ -47,7 +70,7 @@ class EventStreamResponse(Response):
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         # The body holds the chunks and the prelude, not this response and its headers.
         body = functools.partial(_write_body, self.chunks, self.prelude)
-        detach = scope.get(_DETACH)
+        detach = (scope.get("extensions") or {}).get(DETACH)
         if detach is not None:
             detach.append(body)
         else:
@@ -75,17 +98,12 @@ async def _write_body(chunks: AsyncIterator[bytes], prelude: bytes, receive: Rec
 
 
 class DetachedBodies:
-    """Writes event-stream bodies after the app has returned (issue 7, many streams).
-
-    A stream lasts seconds to minutes; written from inside the route, it keeps the
-    whole framework stack alive under it for that long: FastAPI's request handling
-    with its exit stacks, Starlette's exception layers, the request and its parsed
-    body, ~20 coroutine frames per open stream. Here the route only starts the
-    response (status and headers go out at once); its body is then written from this
-    middleware's frame, with the server's own `receive` and `send`, and everything the
-    route held is freed: the app gets its own copy of the scope, so what the framework
-    keeps there per request (its state, the parsed body) goes too.
-    """
+    """Writes event-stream bodies after the app has returned (see the top of this
+    module). The route only starts the response (status and headers go out at once);
+    its body is then written from this middleware's frame, with the server's own
+    `receive` and `send`, and everything the route held is freed: the app gets its
+    own copy of the scope, so what the framework keeps there per request (its state,
+    the parsed body) goes too."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -95,7 +113,8 @@ class DetachedBodies:
             await self.app(scope, receive, send)
             return
         bodies: list[_Body] = []
-        await self.app({**scope, _DETACH: bodies}, receive, send)
+        extensions = {**(scope.get("extensions") or {}), DETACH: bodies}
+        await self.app({**scope, "extensions": extensions}, receive, send)
         if bodies:
             body = bodies.pop()
             await body(receive, send)

@@ -6,15 +6,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
-from tokenrelay import sse
-from tokenrelay.chat import ChatInput, ChatService, StartedStream
 from tokenrelay.errors import TokenrelayError
 from tokenrelay.messages import Message
 from tokenrelay.server.auth import COOKIE, Keys
 from tokenrelay.server.errors import unauthorized
 from tokenrelay.server.responses import EventStreamResponse
 from tokenrelay.server.schemas import ChatBody, RegenerateBody, RenameBody, SessionBody
-from tokenrelay.store import Conversation
+from tokenrelay.service import ChatInput, ChatService, Conversation, Reading, StartedStream
 
 router = APIRouter()
 
@@ -32,16 +30,12 @@ def _owner(request: Request) -> str:
     return request.state.owner  # type: ignore[no-any-return]
 
 
-def _stream_response(service: ChatService, stream_id: str, after: int,
-                     started: StartedStream | None = None) -> EventStreamResponse:
-    headers = {"X-Stream-Id": stream_id}
+def _stream_response(reading: Reading, started: StartedStream | None = None,
+                     stream_id: str | None = None) -> EventStreamResponse:
+    headers = {"X-Stream-Id": started.stream_id if started else str(stream_id)}
     if started is not None and started.conversation_id is not None:
         headers["X-Conversation-Id"] = started.conversation_id
-    return EventStreamResponse(
-        service.streams.read(stream_id, after),
-        prelude=sse.retry(service.settings.retry_ms),
-        headers=headers,
-    )
+    return EventStreamResponse(reading.chunks, prelude=reading.prelude, headers=headers)
 
 
 @router.post("/api/chat", response_class=EventStreamResponse, status_code=200,
@@ -62,7 +56,7 @@ async def chat(
         max_tokens=body.max_tokens, temperature=body.temperature, options=body.options,
         idempotency_key=idempotency_key, owner=_owner(request),
     ))
-    return _stream_response(service, started.stream_id, 0, started)
+    return _stream_response(service.follow(started), started)
 
 
 def _resume_point(header: str | None, query: str | None) -> int:
@@ -89,14 +83,13 @@ async def read_stream(
     last_event_id: Annotated[str | None, Query()] = None,
 ) -> Response:
     """The stream as an EventSource, from after `Last-Event-ID` (header or query)."""
-    service = _service(request)
     after = _resume_point(last_event_id_header, last_event_id)
-    info = await service.stream(stream_id, _owner(request))
-    if info.finished and after >= info.last_seq:
+    reading = await _service(request).read(stream_id, after, _owner(request))
+    if reading is None:
         # Nothing left to send. 204 tells an EventSource to stop reconnecting
         # (WHATWG SSE §9.2.3: any status but 200 fails the connection).
         return Response(status_code=204)
-    return _stream_response(service, stream_id, after)
+    return _stream_response(reading, stream_id=stream_id)
 
 
 @router.post("/api/streams/{stream_id}/cancel")
@@ -180,14 +173,14 @@ async def regenerate(conversation_id: str, request: Request,
         messages=(), model=body.model, max_tokens=body.max_tokens,
         temperature=body.temperature, options=body.options, owner=_owner(request),
     ))
-    return _stream_response(service, started.stream_id, 0, started)
+    return _stream_response(service.follow(started), started)
 
 
 @router.get("/api/models")
 async def models(request: Request) -> dict[str, Any]:
     """The models this server can serve now, and the one used when a request names none."""
     service = _service(request)
-    return {"default": service.settings.model, "models": await service.models()}
+    return {"default": service.default_model, "models": await service.models()}
 
 
 @router.get("/api/session")

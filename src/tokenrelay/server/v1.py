@@ -7,7 +7,6 @@ Calls are stored as conversations unless the body says `"store": false`.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import time
@@ -18,13 +17,12 @@ import orjson
 from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from tokenrelay.chat import ChatInput, ChatService
 from tokenrelay.errors import InvalidRequest, TokenrelayError
 from tokenrelay.events import DELTA, DONE, ERROR, START
 from tokenrelay.messages import Message
 from tokenrelay.server.responses import EventStreamResponse
+from tokenrelay.service import ChatInput, ChatService, StartedStream
 from tokenrelay.sse import PING, Decoder
-from tokenrelay.streams import StreamNotFound
 
 router = APIRouter(prefix="/v1")
 
@@ -75,8 +73,7 @@ def _text(message: V1Message) -> str:
     return message.content or ""
 
 
-def _chat_input(body: CompletionBody, service: ChatService) -> ChatInput:
-    extra = dict(body.model_extra or {})
+def _refuse_unsupported(body: CompletionBody, extra: dict[str, Any]) -> None:
     refused = [name for name in UNSUPPORTED if extra.get(name) not in (None, False)]
     if extra.get("response_format") in ({"type": "text"},):
         refused.remove("response_format")
@@ -86,11 +83,16 @@ def _chat_input(body: CompletionBody, service: ChatService) -> ChatInput:
     if body.n not in (None, 1):
         raise TokenrelayError("n must be 1: tokenrelay streams one answer per request.",
                               code="unsupported_parameter")
-    provider, _ = service.registry.resolve(body.model)
-    fields = provider.Options.model_fields
-    options = {k: v for k, v in extra.items()
-               if k not in UNSUPPORTED and k not in _IGNORED
-               and (k not in SAMPLING or (k in fields and v is not None))}
+
+
+async def _chat_input(body: CompletionBody, service: ChatService) -> ChatInput:
+    """The OpenAI body as a tokenrelay request: extra fields are provider options
+    (the SDK's `extra_body`); OpenAI's sampling parameters pass where the provider
+    has them."""
+    extra = dict(body.model_extra or {})
+    _refuse_unsupported(body, extra)
+    candidates = {k: v for k, v in extra.items() if k not in UNSUPPORTED and k not in _IGNORED}
+    options = await service.options_for(body.model, candidates, optional=SAMPLING)
     return ChatInput(
         messages=[Message("system" if m.role == "developer" else m.role, _text(m))
                   for m in body.messages],
@@ -140,11 +142,12 @@ class _Translator:
         return b""
 
 
-async def _events(service: ChatService, stream_id: str) -> AsyncIterator[list[tuple[str, dict]]]:
+async def _events(service: ChatService,
+                  started: StartedStream) -> AsyncIterator[list[tuple[str, dict]]]:
     """Batches of decoded events; an empty batch for a heartbeat (pass it on: a quiet
     wait in a queue must not look like a dead connection to the client)."""
     decoder = Decoder()
-    async with contextlib.aclosing(service.streams.read(stream_id, 0)) as chunks:
+    async with contextlib.aclosing(service.follow(started).chunks) as chunks:
         async for chunk in chunks:
             yield [(e.event, orjson.loads(e.data)) for e in decoder.feed(chunk)]
 
@@ -155,9 +158,8 @@ async def chat_completions(
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Response:
     service: ChatService = request.app.state.service
-    await service.registry.load(body.model)  # an SDK imported in a thread, not on the loop
-    chat = dataclasses.replace(_chat_input(body, service), idempotency_key=idempotency_key,
-                               owner=request.state.owner)
+    chat = dataclasses.replace(await _chat_input(body, service),
+                               idempotency_key=idempotency_key, owner=request.state.owner)
     started = await service.start(chat)
     created = int(time.time())
     completion_id = f"chatcmpl-{started.stream_id}"
@@ -165,46 +167,33 @@ async def chat_completions(
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         translator = _Translator(completion_id, created, body.model, include_usage)
-
-        async def chunks() -> AsyncIterator[bytes]:
-            ended = False
-            try:
-                async with contextlib.aclosing(_events(service, started.stream_id)) as batches:
-                    async for events in batches:
-                        if not events:
-                            yield PING
-                            continue
-                        ended = ended or any(name in (DONE, ERROR) for name, _ in events)
-                        yield b"".join(translator.translate(name, data) for name, data in events)
-            finally:
-                if not ended:  # our reader has detached by now (aclosing)
-                    task = asyncio.get_running_loop().create_task(
-                        _stop_if_unread(service, started.stream_id))
-                    _STOPPING.add(task)
-                    task.add_done_callback(_STOPPING.discard)
-
-        return EventStreamResponse(chunks(), headers=headers)
-    return await _complete(service, started.stream_id, completion_id, created, body.model, headers)
+        return EventStreamResponse(_chunks(service, started, translator), headers=headers)
+    return await _complete(service, started, completion_id, created, body.model, headers)
 
 
-async def _stop_if_unread(service: ChatService, stream_id: str) -> None:
-    """An OpenAI client that hangs up means "stop" (that is how their API behaves, and
-    how tokenrelay's own `openai` provider cancels): unless someone else is reading it
-    through /api/streams, the generation stops."""
+async def _chunks(service: ChatService, started: StartedStream,
+                  translator: _Translator) -> AsyncIterator[bytes]:
+    ended = False
     try:
-        if (await service.streams.info(stream_id)).readers == 0:
-            await service.streams.request_cancel(stream_id)
-    except StreamNotFound:
-        pass  # it has ended, and may be gone
+        async with contextlib.aclosing(_events(service, started)) as batches:
+            async for events in batches:
+                if not events:
+                    yield PING
+                    continue
+                ended = ended or any(name in (DONE, ERROR) for name, _ in events)
+                yield b"".join(translator.translate(name, data) for name, data in events)
+    finally:
+        if not ended:
+            # An OpenAI client that hangs up means "stop" (that is how their API
+            # behaves, and how tokenrelay's own `openai` provider cancels); our reader
+            # has detached by now (aclosing).
+            service.stop_if_unread(started.stream_id)
 
 
-_STOPPING: set[asyncio.Task[None]] = set()
-
-
-async def _complete(service: ChatService, stream_id: str, completion_id: str, created: int,
-                    model: str, headers: dict[str, str]) -> Response:
+async def _complete(service: ChatService, started: StartedStream, completion_id: str,
+                    created: int, model: str, headers: dict[str, str]) -> Response:
     parts: list[str] = []
-    async for events in _events(service, stream_id):
+    async for events in _events(service, started):
         for name, data in events:  # (a heartbeat is an empty batch)
             if name == DELTA:
                 parts.append(data["text"])

@@ -1,0 +1,326 @@
+"""The chat service: the one front that the HTTP routes, the CLI and the tests call to
+start, read and stop answers and to manage conversations (DESIGN.md "Parts").
+
+It hides how: the stream log, the store and the providers stay behind it, and each of
+its jobs lives in a module of its own (limits, idempotency, history, answer texts, the
+running generations, the reaper, background work). FastAPI never appears here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from tokenrelay import sse
+from tokenrelay.config import Settings
+from tokenrelay.errors import InvalidRequest, NotFound, TokenrelayError
+from tokenrelay.events import START
+from tokenrelay.generation import Generation
+from tokenrelay.messages import Message
+from tokenrelay.providers import ChatRequest, Provider, Registry
+from tokenrelay.service import history
+from tokenrelay.service.answers import AnswerTexts
+from tokenrelay.service.background import Background
+from tokenrelay.service.backends import make_store, make_streams
+from tokenrelay.service.generations import Generations, Running
+from tokenrelay.service.idempotency import IdempotencyKeys
+from tokenrelay.service.inputs import ChatInput, Reading, StartedStream
+from tokenrelay.service.limits import Limits
+from tokenrelay.service.reaper import Reaper
+from tokenrelay.store import (
+    DEFAULT_OWNER, Conversation, Page, Store, StoredMessage, Turn, new_id,
+)
+from tokenrelay.streams import StreamInfo, StreamLog, StreamNotFound
+
+__all__ = ["ChatInput", "ChatService", "Conversation", "DEFAULT_OWNER", "Page", "Reading",
+           "StartedStream", "StoredMessage"]
+
+log = logging.getLogger("tokenrelay.service")
+
+
+@dataclass(frozen=True, slots=True)
+class _Resolved:
+    model: str
+    provider: Provider
+    submodel: str
+    options: BaseModel
+
+
+class ChatService:
+    def __init__(self, settings: Settings, registry: Registry, streams: StreamLog, store: Store):
+        self.settings = settings
+        self.registry = registry
+        self.streams = streams
+        self.store = store
+        self.background = Background()
+        self._generations = Generations()
+        self._limits = Limits(settings, self._generations)
+        self._keys = IdempotencyKeys(store, streams)
+        self._texts = AnswerTexts(store, self.background, settings.flush_interval)
+        self._reaper = Reaper(store, streams, self._generations)
+
+    @classmethod
+    def build(cls, settings: Settings, registry: Registry | None = None) -> ChatService:
+        """The service with the store and stream log its settings name (not yet open)."""
+        return cls(settings, registry or Registry(), make_streams(settings), make_store(settings))
+
+    async def open(self) -> None:
+        """Connect the backends, mark answers a dead process left as interrupted, and
+        start the background work: the default model's warm-up, and with a shared log
+        a reaper for answers of lost workers or hosts."""
+        await self.store.start()
+        await self.streams.start()
+        await self.reap()
+        self.background.spawn(self._warm(), "warm-up")
+        if self.settings.redis:
+            self.background.spawn(self._reaper.reap_every(self.settings.lease), "reaper",
+                                  loop=True)
+
+    async def _warm(self) -> None:
+        """Load the default model in the background, so the first answer starts fast."""
+        name = self.settings.model
+        try:
+            await self.registry.load(name)
+            provider, model = self.registry.resolve(name)
+            await provider.warm(model)
+        except Exception:
+            log.exception("could not warm up %s; it loads on first use", name)
+
+    # --- answers -------------------------------------------------------------------
+
+    @property
+    def closing(self) -> bool:
+        return self._limits.closing
+
+    async def start(self, chat: ChatInput) -> StartedStream:
+        """Validate, store the new messages, start the generation; returns at once,
+        with the `start` event already in the stream."""
+        if not chat.messages:
+            raise InvalidRequest("'messages' is empty: send at least one message.",
+                                 code="no_messages")
+        self._limits.check(chat)
+        with self._limits.counted(chat.owner):
+            resolved = await self._resolve(chat.model, chat.options)
+            conversation = None
+            if chat.conversation_id is not None:
+                conversation = await self.conversation(chat.conversation_id, chat.owner)
+            stream_id = new_id("st")
+            if chat.idempotency_key is not None:
+                existing = await self._keys.existing(chat.owner, chat.idempotency_key,
+                                                     stream_id)
+                if existing is not None:
+                    return StartedStream(existing)
+            async with self._keys.released_on_failure(chat.owner, chat.idempotency_key,
+                                                      stream_id):
+                return await self._begin(chat, resolved, conversation, stream_id)
+
+    async def _begin(self, chat: ChatInput, resolved: _Resolved,
+                     conversation: Conversation | None, stream_id: str) -> StartedStream:
+        new = conversation is None
+        if conversation is None:
+            conversation = history.new_conversation(chat, resolved.model)
+        turn = Turn.of(conversation, new=new, asked=[(m.role, m.content) for m in chat.messages],
+                       model=resolved.model, stream_id=stream_id)
+        messages = history.for_answer(conversation, tuple(chat.messages))
+        return await self._launch(turn, resolved, messages, chat)
+
+    async def regenerate(self, conversation_id: str, chat: ChatInput) -> StartedStream:
+        """Answer the last user message again. The earlier answer is kept as an earlier
+        version (same `reply_to`); the model sees only the newest version afterwards."""
+        conversation = await self.conversation(conversation_id, chat.owner)
+        last_user = next((m for m in reversed(conversation.messages) if m.role == "user"), None)
+        if last_user is None:
+            raise TokenrelayError("This conversation has no user message to answer.",
+                                  code="nothing_to_regenerate", status=409)
+        self._limits.check(chat)
+        with self._generations.regenerating(conversation_id), self._limits.counted(chat.owner):
+            resolved = await self._resolve(chat.model or conversation.model, chat.options)
+            turn = Turn.of(conversation, new=False, asked=(), model=resolved.model,
+                           stream_id=new_id("st"), reply_to=last_user.id)
+            messages = history.for_regenerate(conversation, last_user)
+            return await self._launch(turn, resolved, messages, chat)
+
+    async def _resolve(self, model: str | None, options: Mapping[str, Any]) -> _Resolved:
+        name = model or self.settings.model
+        await self.registry.load(name)
+        provider, submodel = self.registry.resolve(name)
+        return _Resolved(name, provider, submodel, self.registry.options(provider, options))
+
+    async def _launch(self, turn: Turn, resolved: _Resolved, messages: tuple[Message, ...],
+                      chat: ChatInput) -> StartedStream:
+        answer, conversation = turn.answer, turn.conversation
+        stream_id = answer.stream_id
+        assert stream_id is not None
+        # The stream (and, with Redis, its lease) exists before the answer's row does,
+        # so a reaper never finds a `streaming` answer without a live producer.
+        await self.streams.create(stream_id, chat.owner)
+        await self.streams.append(stream_id, START, {
+            "stream_id": stream_id, "conversation_id": conversation.id,
+            "message_id": answer.id, "model": resolved.model, "title": conversation.title,
+        })
+        # The turn is written while the provider starts (issue 7: the database is not
+        # on the way to the first token); the generation's own writes wait for it.
+        written = asyncio.ensure_future(self.store.add_turn(turn)) if chat.persist else None
+        generation = Generation(
+            stream_id=stream_id, message_id=answer.id, provider=resolved.provider,
+            request=ChatRequest(
+                model=resolved.submodel, messages=messages, max_tokens=chat.max_tokens,
+                temperature=chat.temperature, options=resolved.options,
+            ),
+            streams=self.streams, store=self.store if chat.persist else None,
+            abandon_after=self.settings.abandon_after, written=written,
+            keep=self.background.keep,
+        )
+        self.streams.on_cancel(stream_id, generation.cancel)
+        task = self.background.spawn(generation.run(), f"generation {stream_id}")
+        self._generations.add(stream_id, Running(generation, task, conversation.id, chat.owner))
+        if chat.persist:
+            self._texts.track(generation, task)
+        return StartedStream(stream_id, conversation.id)
+
+    # --- streams ---------------------------------------------------------------------
+
+    async def stream(self, stream_id: str, owner: str = DEFAULT_OWNER) -> StreamInfo:
+        """The stream's state. Another owner's stream is not found, as if it did not exist."""
+        try:
+            info = await self.streams.info(stream_id)
+            # An unknown owner (a Redis record expired) is nobody's when keys are set.
+            if info.owner != owner and (info.owner is not None or self.settings.api_keys):
+                raise StreamNotFound(stream_id)
+        except StreamNotFound:
+            raise NotFound(f"No stream {stream_id!r} (or it ended more than "
+                           f"{self.settings.retention:.0f}s ago).", code="stream_not_found") from None
+        return info
+
+    def follow(self, started: StartedStream) -> Reading:
+        """A reader of a stream this request just started (or its Idempotency-Key found)."""
+        return Reading(self.streams.read(started.stream_id, 0), sse.retry(self.settings.retry_ms))
+
+    async def read(self, stream_id: str, after: int = 0,
+                   owner: str = DEFAULT_OWNER) -> Reading | None:
+        """A reader from after event `after`; None when the stream has ended and has
+        nothing after it (an EventSource is then told to stop reconnecting)."""
+        info = await self.stream(stream_id, owner)
+        if info.finished and after >= info.last_seq:
+            return None
+        return Reading(self.streams.read(stream_id, after), sse.retry(self.settings.retry_ms))
+
+    async def cancel(self, stream_id: str, owner: str = DEFAULT_OWNER) -> bool:
+        """Stop a generation. False if it had already finished."""
+        await self.stream(stream_id, owner)
+        try:
+            return await self.streams.request_cancel(stream_id)
+        except StreamNotFound:
+            return False  # it ended and expired in between
+
+    def stop_if_unread(self, stream_id: str) -> None:
+        """A reader that stands for the asker hung up (an OpenAI client: that is how
+        their API behaves): stop the generation unless another reader follows it."""
+        self.background.spawn(self._stop_if_unread(stream_id), f"stop {stream_id} if unread")
+
+    async def _stop_if_unread(self, stream_id: str) -> None:
+        try:
+            if (await self.streams.info(stream_id)).readers == 0:
+                await self.streams.request_cancel(stream_id)
+        except StreamNotFound:
+            pass  # it has ended, and may be gone
+
+    # --- models ----------------------------------------------------------------------
+
+    @property
+    def default_model(self) -> str:
+        return self.settings.model
+
+    async def models(self) -> list[str]:
+        """The models this server can serve now, the default first. In a thread: a
+        provider not loaded yet imports its SDK (a second or more)."""
+        available = await asyncio.to_thread(self.registry.available_models)
+        default = self.settings.model
+        return [default, *(m for m in available if m != default)]
+
+    async def options_for(self, model: str, options: Mapping[str, Any], *,
+                          optional: Collection[str] = ()) -> dict[str, Any]:
+        """`options` for `model`, less those named in `optional` that its provider has
+        no option for or that are None (OpenAI's sampling parameters pass to the
+        providers that have them). Raises InvalidRequest for an unknown model."""
+        await self.registry.load(model)  # an SDK imported in a thread, not on the loop
+        provider, _ = self.registry.resolve(model)
+        known = self.registry.option_names(provider)
+        return {k: v for k, v in options.items()
+                if k not in optional or (k in known and v is not None)}
+
+    # --- conversations ---------------------------------------------------------------
+
+    async def conversation(self, conversation_id: str, owner: str = DEFAULT_OWNER) -> Conversation:
+        conversation = await self.store.get_conversation(conversation_id, owner=owner)
+        if conversation is None:
+            raise NotFound(f"No conversation {conversation_id!r}.", code="conversation_not_found")
+        return conversation
+
+    async def conversations(self, owner: str = DEFAULT_OWNER, *, limit: int = 20,
+                            cursor: str | None = None) -> Page:
+        try:
+            return await self.store.list_conversations(owner=owner, limit=limit, cursor=cursor)
+        except ValueError:
+            raise InvalidRequest("Bad cursor: pass the next_cursor of the previous page.",
+                                 code="invalid_cursor") from None
+
+    async def rename(self, conversation_id: str, title: str,
+                     owner: str = DEFAULT_OWNER) -> Conversation:
+        renamed = await self.store.rename_conversation(conversation_id, owner=owner, title=title)
+        if renamed is None:
+            raise NotFound(f"No conversation {conversation_id!r}.", code="conversation_not_found")
+        return renamed
+
+    async def delete(self, conversation_id: str, owner: str = DEFAULT_OWNER) -> None:
+        """Delete a conversation; an answer streaming in it is stopped first."""
+        await self.conversation(conversation_id, owner)
+        await self._generations.stop(self._generations.in_conversation(conversation_id),
+                                     "cancelled", timeout=5)
+        if not await self.store.delete_conversation(conversation_id, owner=owner):
+            raise NotFound(f"No conversation {conversation_id!r}.", code="conversation_not_found")
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    async def reap(self) -> int:
+        """Mark answers whose generating process is gone as `interrupted`, with the
+        text they had (at start-up, and now and then with a shared log). How many."""
+        return await self._reaper.reap()
+
+    def begin_drain(self, grace: float) -> None:
+        """On the first SIGTERM: the drain, in the background (see `drain`)."""
+        self.background.spawn(self.drain(grace), "drain")
+
+    def end_now(self) -> None:
+        """On a second SIGTERM: end every running answer at once."""
+        self.background.spawn(self.end_generations(), "end generations")
+
+    async def drain(self, grace: float) -> None:
+        """Graceful shutdown: refuse new answers, give the running ones `grace` seconds
+        to finish, then end the rest (each with its `error` event, `code: shutdown`)."""
+        self._limits.closing = True
+        tasks = [running.task for running in self._generations.all()]
+        if tasks:
+            log.info("waiting up to %.0fs for %d streaming answer(s) to finish", grace, len(tasks))
+            await asyncio.wait(tasks, timeout=grace)
+        await self.end_generations()
+
+    async def end_generations(self, timeout: float = 5.0) -> None:
+        """Stop every running generation; each ends its stream with an `error` event
+        (`code: shutdown`) and stores its partial answer as `interrupted`."""
+        self._limits.closing = True
+        await self._generations.stop(self._generations.all(), "shutdown", timeout)
+
+    async def shutdown(self) -> None:
+        """End what still runs, let the last writes finish, then release providers,
+        the stream log and the store."""
+        await self.end_generations()
+        await self.background.close(timeout=5.0)
+        await self.registry.aclose()
+        await self.streams.close()
+        await self.store.close()

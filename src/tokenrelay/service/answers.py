@@ -1,0 +1,72 @@
+"""Answers' texts stored while they stream: every FLUSH_INTERVAL, the texts of all
+streaming answers that grew, in one batch (issue 7: a thousand streaming answers cost
+one write, not a thousand; never a write per token). A crash loses at most that much
+of any answer. The final write of each answer is the generation's own, at its end."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol
+
+from tokenrelay.service.background import Background
+from tokenrelay.store import Store
+
+log = logging.getLogger("tokenrelay.service")
+
+
+class Answer(Protocol):
+    """What is stored of a streaming answer (a Generation)."""
+
+    @property
+    def message_id(self) -> str: ...
+    @property
+    def length(self) -> int: ...
+    @property
+    def text(self) -> str: ...
+
+#: the texts of streaming answers are stored this often
+FLUSH_INTERVAL = 0.5
+
+
+class AnswerTexts:
+    def __init__(self, store: Store, background: Background,
+                 interval: float = FLUSH_INTERVAL):
+        self._store = store
+        self._background = background
+        self._interval = interval
+        #: the answers to store, with the length of the text last stored of each
+        self._stored: dict[Answer, int] = {}
+        self._writer: asyncio.Task[None] | None = None
+
+    def track(self, generation: Answer, task: asyncio.Future[None]) -> None:
+        """Store `generation`'s text as it grows, until `task` (its run) ends."""
+        self._stored[generation] = 0
+        task.add_done_callback(lambda _: self._stored.pop(generation, None))
+        if self._writer is None or self._writer.done():
+            self._writer = self._background.spawn(self._write_while_streaming(),
+                                                  "answer texts", loop=True)
+
+    def _grown(self) -> dict[str, str]:
+        texts = {}
+        for generation, stored in self._stored.items():
+            if generation.length != stored:
+                self._stored[generation] = generation.length
+                texts[generation.message_id] = generation.text
+        return texts
+
+    async def flush(self) -> int:
+        """Store the texts that grew since the last flush, in one batch; how many."""
+        texts = self._grown()
+        if texts:
+            try:
+                await self._store.update_texts(texts)
+            except Exception:
+                log.exception("could not store the texts of %d streaming answers so far",
+                              len(texts))
+        return len(texts)
+
+    async def _write_while_streaming(self) -> None:
+        while self._stored:
+            await asyncio.sleep(self._interval)
+            await self.flush()

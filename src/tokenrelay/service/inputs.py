@@ -1,0 +1,45 @@
+"""The values that cross the service's front: what a route asks for, what it gets."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tokenrelay.messages import Message
+from tokenrelay.store import DEFAULT_OWNER
+
+__all__ = ["ChatInput", "Reading", "StartedStream"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatInput:
+    """A request to answer: new `messages`, appended to the stored history when
+    `conversation_id` names an existing conversation."""
+
+    messages: Sequence[Message]
+    model: str | None = None
+    conversation_id: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    owner: str = DEFAULT_OWNER
+    idempotency_key: str | None = None
+    #: False: store nothing of this exchange (the client opted out)
+    persist: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class StartedStream:
+    stream_id: str
+    #: None when an Idempotency-Key repeat returned an existing stream
+    conversation_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """A reader of one stream: `prelude` (the SSE `retry:` field) goes out first, then
+    `chunks`, the encoded events after the resume point, until the stream's end."""
+
+    chunks: AsyncIterator[bytes]
+    prelude: bytes = b""
