@@ -99,6 +99,9 @@ def _memory(port: int) -> list[str]:
 
 
 SERVER_NAMES = ["bare", "tokenrelay", "tokenrelay-redis"]
+#: issue 12's A/B: tokenrelay with one framework workaround turned off (run when named)
+VARIANTS = {"tokenrelay-inline": {"TOKENRELAY_DETACH_BODIES": "0"},
+            "tokenrelay-gc-default": {"TOKENRELAY_TUNE_GC": "0"}}
 
 
 # --- the machine and processes -------------------------------------------------------------
@@ -365,6 +368,8 @@ def started(name: str) -> Iterator[dict[str, int]]:
             server = Server(name, _uvicorn("benchmarks._peers:paced"))
         elif name == "tokenrelay":
             server = Server(name, _memory)
+        elif name in VARIANTS:
+            server = Server(name, _memory, env=VARIANTS[name])
         elif name == "tokenrelay-redis":
             redis_pid, redis_port = stack.enter_context(redis_server())
             pids["redis"] = redis_pid
@@ -495,7 +500,7 @@ def tables(cases: list[Case]) -> str:
 def summary_lines(cases: list[Case]) -> list[str]:
     """Per server: the share of the offered rate it delivered at each N, and its most."""
     lines = []
-    for name in SERVER_NAMES:
+    for name in [*SERVER_NAMES, *VARIANTS]:
         mine = [c for c in cases if c.server == name and not c.error]
         if not mine:
             continue
@@ -656,7 +661,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=0,
                         help="client processes (default 1, 2 from 3000 streams)")
     parser.add_argument("--servers", default=",".join(SERVER_NAMES),
-                        help="comma-separated subset of: " + ", ".join(SERVER_NAMES))
+                        help="comma-separated subset of: " + ", ".join([*SERVER_NAMES, *VARIANTS]))
     parser.add_argument("--quick", action="store_true",
                         help="smoke run for CI: 100 streams of 10 tokens")
     parser.add_argument("--write", action="store_true",
@@ -679,7 +684,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error("--streams takes comma-separated integers")
     if not args.counts or min(args.counts) < 1 or args.tokens_per_stream < 2 or args.rate <= 0:
         parser.error("need at least 1 stream, 2 tokens per stream and a positive rate")
-    args.selected = selected_servers(parser, args.servers, SERVER_NAMES)
+    args.selected = selected_servers(parser, args.servers, [*SERVER_NAMES, *VARIANTS])
     return args
 
 
@@ -689,7 +694,7 @@ def main(argv: list[str] | None = None) -> int:
     _raise_open_files(max(args.counts) * 2 + 1024)  # the servers inherit it
     cases: list[Case] = []
     for n in args.counts:
-        for name in [s for s in SERVER_NAMES if s in args.selected]:
+        for name in [s for s in [*SERVER_NAMES, *VARIANTS] if s in args.selected]:
             print(f"N = {n:,}, {name} ...", flush=True)
             case = measure(name, n, args)
             cases.append(case)

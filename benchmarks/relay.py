@@ -77,6 +77,9 @@ class Server:
     note: str = ""
     options: dict[str, object] = field(default_factory=dict)  # added to the request's options
     redis: bool = False  # give it `--redis` to a redis-server started with it
+    env: dict[str, str] = field(default_factory=dict)  # TOKENRELAY_* settings of its own
+    #: an A/B variant (a framework workaround turned off): run only when named
+    variant: bool = False
 
 
 def _uvicorn(app: str) -> Callable[[int], list[str]]:
@@ -105,6 +108,11 @@ SERVERS = [
     # (~2 µs), not a real pause: the provider suspends per delta and nothing piles up.
     Server("tokenrelay-trickle", _tokenrelay, options={"delay_ms": 0.001}),
     Server("tokenrelay-nostore", _tokenrelay_without_store),
+    # Issue 12's A/B: the two framework workarounds, each turned off alone.
+    Server("tokenrelay-inline", _tokenrelay, env={"TOKENRELAY_DETACH_BODIES": "0"},
+           variant=True, note="event-stream bodies written inside the framework"),
+    Server("tokenrelay-gc-default", _tokenrelay, env={"TOKENRELAY_TUNE_GC": "0"},
+           variant=True, note="CPython's default GC thresholds, nothing frozen"),
     Server("sse-starlette", _uvicorn("benchmarks._peers:sse_starlette_app"), needs="sse_starlette"),
     Server("fastapi-sse", _uvicorn("benchmarks._peers:fastapi_sse_app"), needs="fastapi.sse",
            note="FastAPI's own SSE support (fastapi.sse) is absent from this FastAPI (< 0.135)"),
@@ -258,7 +266,8 @@ def running(server: Server, prefix: list[str] | None = None) -> Iterator[tuple[i
     if server.redis:
         with redis_server() as (_, redis_port):
             with_redis = Server(server.name, lambda port: [
-                *server.argv(port), "--redis", f"redis://{HOST}:{redis_port}/0"])
+                *server.argv(port), "--redis", f"redis://{HOST}:{redis_port}/0"],
+                env=server.env)
             with running(with_redis, prefix) as started:
                 yield started
         return
@@ -271,6 +280,7 @@ def running(server: Server, prefix: list[str] | None = None) -> Iterator[tuple[i
         # One answer of --tokens (100,000) asks for as many max_tokens: over the server's
         # default ceiling (TOKENRELAY_MAX_TOKENS_CEILING, 32,768).
         env["TOKENRELAY_MAX_TOKENS_CEILING"] = str(10**9)
+        env.update(server.env)
         log = Path(tmp) / "server.log"
         with log.open("wb") as out:
             proc = subprocess.Popen([*(prefix or []), *server.argv(port)], cwd=ROOT, env=env,
@@ -783,7 +793,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="measured runs per server (default 3)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run for CI: 2000 tokens, 1 run (overrides --tokens/--repeat)")
-    parser.add_argument("--servers", default=",".join(s.name for s in SERVERS),
+    parser.add_argument("--servers", default=",".join(s.name for s in SERVERS if not s.variant),
                         help="comma-separated subset of: " + ", ".join(s.name for s in SERVERS))
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds allowed per stream")
     parser.add_argument("--write", action="store_true", help="write benchmarks/RESULTS.md")

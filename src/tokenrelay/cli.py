@@ -21,15 +21,20 @@ def _main() -> None:
 
 #: what `tokenrelay serve` needs beyond the plain install (the client and the
 #: terminal chat need neither), and the extra that brings it
-_SERVER_EXTRA = ("fastapi", "uvicorn", "sqlalchemy", "pydantic")
+_SERVER_EXTRA = ("fastapi", "uvicorn", "sqlalchemy", "orjson")
 
 
 def _server_missing() -> str | None:
     """The first module of the server's extra that is not installed, if any."""
     import importlib.util
 
-    return next((name for name in _SERVER_EXTRA if importlib.util.find_spec(name) is None),
-                None)
+    for name in _SERVER_EXTRA:
+        try:
+            if importlib.util.find_spec(name) is None:
+                return name
+        except ImportError:  # a broken or blocked install counts as missing
+            return name
+    return None
 
 
 @app.command()

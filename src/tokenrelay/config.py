@@ -71,6 +71,13 @@ class Settings:
     #: `error` event (`code: shutdown`) and its partial answer stored
     shutdown_grace: float = 20.0
 
+    #: write event-stream bodies after the framework returns (server/responses.py);
+    #: off: through the whole middleware stack, as Starlette does
+    detach_bodies: bool = True
+    #: freeze the start-up heap and make full GC passes rare (server/runner.py); only
+    #: applied on the Python versions where it was measured
+    tune_gc: bool = True
+
     @property
     def database_url(self) -> str:
         return self.database or default_database_url()

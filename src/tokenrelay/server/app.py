@@ -72,8 +72,13 @@ class _App(FastAPI):
     a stream's body is written with uvicorn's own `send`, and none of the framework's
     frames stay under it; unless middleware that may wrap `send` was added."""
 
+    #: settings.detach_bodies
+    detach_bodies = True
+
     def build_middleware_stack(self) -> ASGIApp:
         stack = super().build_middleware_stack()
+        if not self.detach_bodies:
+            return stack
         foreign = [m.cls.__name__ for m in self.user_middleware  # type: ignore[attr-defined]
                    if m.cls not in _DETACHABLE]
         if foreign:
@@ -89,8 +94,10 @@ def app_from_env() -> FastAPI:
     `runner.run` does for one process."""
     from tokenrelay.server.runner import tune_gc
 
-    app = create_app(Settings.from_env())
-    tune_gc()
+    settings = Settings.from_env()
+    app = create_app(settings)
+    if settings.tune_gc:
+        tune_gc()
     return app
 
 
@@ -114,6 +121,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
                 await limiter.close()
 
     app = _App(title="tokenrelay", version="0.1.0", lifespan=lifespan)
+    app.detach_bodies = settings.detach_bodies
     app.state.keys = Keys(settings.api_keys)
     app.add_middleware(Guard, keys=app.state.keys, limiter=limiter,
                        max_body_bytes=settings.max_body_bytes)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gc
+import logging
 import os
+import sys
 
 import uvicorn
 from fastapi import FastAPI
@@ -16,13 +18,20 @@ from tokenrelay.config import Settings
 BACKLOG = 65535
 #: full collections only after this many second-generation ones (CPython's default: 10)
 FULL_COLLECTION_EVERY = 1000
+#: the Python versions the GC tuning is for: measured on 3.11; 3.12 and 3.13 keep the
+#: same three-generation collector. 3.14's incremental collector ignores the third
+#: threshold, so there it would silently do nothing (and freezing alone is unmeasured).
+GC_TUNED_VERSIONS = ((3, 11), (3, 13))
+
+log = logging.getLogger("tokenrelay.server")
 
 
 def run(app: FastAPI, settings: Settings, *, log_level: str = "info") -> None:
     if settings.workers > 1:
         _run_workers(settings, log_level)
         return
-    tune_gc()
+    if settings.tune_gc:
+        tune_gc()
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level,
                 loop="uvloop", http="httptools", backlog=BACKLOG,
                 timeout_graceful_shutdown=_connections_timeout(settings))
@@ -34,7 +43,7 @@ def _connections_timeout(settings: Settings) -> float:
     return settings.shutdown_grace + 10
 
 
-def tune_gc() -> None:
+def tune_gc() -> bool:
     """Keep the garbage collector's full passes off the streams (issue 7, many streams).
 
     A full collection walks every tracked object and holds the event loop meanwhile:
@@ -43,11 +52,19 @@ def tune_gc() -> None:
     whenever the old generation grew by 25%) ran one about every second, as streams
     come and go. Measured here, almost no stream object is cyclic garbage: refcounting
     frees them, and the young generations catch the rest. So the modules, classes and
-    app built at start-up are frozen out of every pass, and full passes are rare."""
+    app built at start-up are frozen out of every pass, and full passes are rare.
+    Process-wide, so only `serve` applies it (never `create_app`), and only on the
+    versions it was measured on; returns whether it did."""
+    lowest, highest = GC_TUNED_VERSIONS
+    if not lowest <= sys.version_info[:2] <= highest:
+        log.info("GC tuning not applied: it is for Python %d.%d to %d.%d (server/runner.py)",
+                 *lowest, *highest)
+        return False
     gc.collect()
     gc.freeze()
     young, middle, _ = gc.get_threshold()
     gc.set_threshold(young, middle, FULL_COLLECTION_EVERY)
+    return True
 
 
 def _run_workers(settings: Settings, log_level: str) -> None:
