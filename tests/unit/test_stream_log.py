@@ -186,3 +186,13 @@ async def test_nothing_can_be_appended_after_the_end() -> None:
     with pytest.raises(ValueError):
         await log.append("s", "delta", {"text": "late"})
     await log.close()
+
+
+async def test_in_one_process_a_stream_has_its_producer_until_it_ends() -> None:
+    log = await _filled(1, finish=False)
+    assert await log.producer_alive("s") and not await log.has_ended("s")
+    assert await log.end_orphan("s", "producer_lost", "gone") is None, "nothing to end here"
+    await log.append("s", "done", {"finish_reason": "stop"})
+    assert not await log.producer_alive("s") and await log.has_ended("s")
+    assert not await log.producer_alive("other") and not await log.has_ended("other")
+    await log.close()

@@ -44,8 +44,12 @@ class StreamInfo:
 
 
 class StreamLog(abc.ABC):
+    """The contract every stream log keeps (the service calls only these). Each
+    implementation says how, in one process (memory.py) or across many (redis/)."""
+
+    @abc.abstractmethod
     async def start(self) -> None:
-        """Connect and start background work (a no-op in one process)."""
+        """Connect and start background work."""
 
     @abc.abstractmethod
     async def create(self, stream_id: str, owner: str | None = None) -> None:
@@ -76,28 +80,21 @@ class StreamLog(abc.ABC):
     def on_cancel(self, stream_id: str, callback: Callable[[], None]) -> None:
         """Register the producer's callback for `request_cancel` (from any reader)."""
 
+    @abc.abstractmethod
     async def producer_alive(self, stream_id: str) -> bool:
-        """Whether a process is still generating this stream. In one process the
-        generation lives here, so an unfinished stream it does not know has none."""
-        try:
-            return not (await self.info(stream_id)).finished
-        except StreamNotFound:
-            return False
+        """Whether some process is still generating this stream (False if unknown)."""
 
+    @abc.abstractmethod
     async def has_ended(self, stream_id: str) -> bool:
         """Whether the stream holds its terminal event (False if unknown)."""
-        try:
-            return (await self.info(stream_id)).finished
-        except StreamNotFound:
-            return False
 
+    @abc.abstractmethod
     async def end_orphan(self, stream_id: str, code: str, message: str, *,
                          known: int = 0) -> Orphan | None:
         """If the stream's producer is gone, end it with an `error` event (if nobody
         has) and return what it had, for the store; None while it has a producer or
-        once it has ended.
-        In one process there is nothing to end: a stream dies with its process."""
-        return None
+        once it has ended. `known` is the last sequence number the caller has seen."""
 
+    @abc.abstractmethod
     async def close(self) -> None:
         """Release resources (background tasks, connections)."""

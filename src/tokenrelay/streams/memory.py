@@ -13,7 +13,7 @@ import orjson
 
 from tokenrelay import sse
 from tokenrelay.events import TERMINAL_EVENTS
-from tokenrelay.streams import StreamExists, StreamInfo, StreamLog, StreamNotFound
+from tokenrelay.streams import Orphan, StreamExists, StreamInfo, StreamLog, StreamNotFound
 
 _EVENTS, _PING = 0, 1
 
@@ -90,6 +90,9 @@ class MemoryStreamLog(StreamLog):
         self.heartbeat = heartbeat
         self._streams: dict[str, _Stream] = {}
         self._housekeeper: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Nothing to connect: the housekeeper starts with the first stream."""
 
     def _get(self, stream_id: str) -> _Stream:
         stream = self._streams.get(stream_id)
@@ -179,6 +182,26 @@ class MemoryStreamLog(StreamLog):
 
     def on_cancel(self, stream_id: str, callback: Callable[[], None]) -> None:
         self._get(stream_id).cancel = callback
+
+    async def producer_alive(self, stream_id: str) -> bool:
+        """In one process the generation lives here, so an unfinished stream this log
+        does not know has no producer."""
+        try:
+            return not self._get(stream_id).finished
+        except StreamNotFound:
+            return False
+
+    async def has_ended(self, stream_id: str) -> bool:
+        try:
+            return self._get(stream_id).finished
+        except StreamNotFound:
+            return False
+
+    async def end_orphan(self, stream_id: str, code: str, message: str, *,
+                         known: int = 0) -> Orphan | None:
+        """Nothing to end: in one process a stream dies with its producer, and the
+        store's last write is all that is left of it (the service reaps it)."""
+        return None
 
     async def _housekeeping(self) -> None:
         interval = max(0.02, min(self.heartbeat / 4, self.retention / 4, 1.0))
