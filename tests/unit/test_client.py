@@ -53,12 +53,12 @@ FAILED = (
 #: the end of ANSWER's event 3, so that a body cut there stops inside no event
 CUT_AT = ANSWER.index(b"id: 4")
 
-BUILD = httpx.Client(base_url="http://relay.test")
+BASE = "http://relay.test"
 
 
 def _resume(stream_id: str, last_id: int) -> httpx.Request:
-    return BUILD.build_request("GET", f"/api/streams/{stream_id}",
-                               headers={"Last-Event-ID": str(last_id)})
+    return httpx.Request("GET", f"{BASE}/api/streams/{stream_id}",
+                         headers={"Last-Event-ID": str(last_id)})
 
 
 def _reading(start: httpx.Request | None = None, *, stream_id: str | None = None,
@@ -71,7 +71,7 @@ def _fed(reading: Reading, body: bytes, size: int) -> list:
 
 
 def _post(**headers: str) -> httpx.Request:
-    return BUILD.build_request("POST", "/api/chat", json={}, headers=headers)
+    return httpx.Request("POST", f"{BASE}/api/chat", json={}, headers=headers)
 
 
 # --- the reading, fed bytes ------------------------------------------------------------
@@ -221,7 +221,7 @@ class _Server:
 
 def test_text_after_iterating_replays_and_sends_nothing() -> None:
     server = _Server()
-    with Client("http://relay.test", transport=httpx.MockTransport(server)) as client:
+    with Client(BASE, transport=httpx.MockTransport(server)) as client:
         stream = client.chat("hi")
         events = list(stream)
         assert stream.text() == TEXT
@@ -232,7 +232,7 @@ def test_text_after_iterating_replays_and_sends_nothing() -> None:
 
 def test_an_attached_stream_iterated_then_text_returns_the_text() -> None:
     server = _Server()
-    with Client("http://relay.test", transport=httpx.MockTransport(server)) as client:
+    with Client(BASE, transport=httpx.MockTransport(server)) as client:
         stream = client.stream(STREAM_ID)
         assert [e.id for e in stream] == [1, 2, 3, 4, 5]
         assert stream.text() == TEXT
@@ -241,14 +241,14 @@ def test_an_attached_stream_iterated_then_text_returns_the_text() -> None:
 
 def test_a_cut_stream_resumes_from_the_last_event_once() -> None:
     server = _Server(cut=CUT_AT)
-    with Client("http://relay.test", backoff=0, transport=httpx.MockTransport(server)) as c:
+    with Client(BASE, backoff=0, transport=httpx.MockTransport(server)) as c:
         assert c.chat("hi").text() == TEXT
     assert server.sent() == [("POST", None), ("GET", "3")]
 
 
 def test_a_loop_left_early_goes_on_from_where_it_stopped_not_from_a_new_answer() -> None:
     server = _Server()
-    with Client("http://relay.test", transport=httpx.MockTransport(server)) as client:
+    with Client(BASE, transport=httpx.MockTransport(server)) as client:
         stream = client.chat("hi")
         for event in stream:
             if isinstance(event, Delta):
@@ -260,7 +260,7 @@ def test_a_loop_left_early_goes_on_from_where_it_stopped_not_from_a_new_answer()
 
 def test_an_error_end_raises_on_every_text_and_keeps_the_partial_answer() -> None:
     transport = httpx.MockTransport(lambda request: httpx.Response(200, content=FAILED))
-    with Client("http://relay.test", transport=transport) as client:
+    with Client(BASE, transport=transport) as client:
         stream = client.chat("hi")
         for _ in range(2):
             with pytest.raises(StreamFailed) as failed:
@@ -275,7 +275,7 @@ async def test_the_async_stream_replays_the_same_way() -> None:
     async def handle(request: httpx.Request) -> httpx.Response:
         return server(request)
 
-    async with AsyncClient("http://relay.test", backoff=0,
+    async with AsyncClient(BASE, backoff=0,
                            transport=httpx.MockTransport(handle)) as client:
         stream = client.chat("hi")
         events = [event async for event in stream]
