@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from typing import Annotated
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 import typer
 
@@ -89,6 +91,23 @@ def serve(
     runner.run(application, settings, log_level=log_level)
 
 
+def _parse_options(pairs: Sequence[str]) -> dict[str, Any]:
+    """`-o key=value` pairs as provider options: the value as JSON when it parses
+    (`-o delay_ms=50`, `-o fail_after=2`), else the string as written (`-o text=hi`).
+    The server validates them against the provider's options model."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{pair!r} is not key=value: write it like -o delay_ms=50",
+                                     param_hint="'-o'")
+        try:
+            options[key.strip()] = json.loads(raw)
+        except ValueError:
+            options[key.strip()] = raw
+    return options
+
+
 @app.command()
 def chat(
     prompt: Annotated[str | None, typer.Argument(
@@ -109,11 +128,7 @@ def chat(
     """Chat in the terminal, the answer streamed live. Ctrl-C stops an answer."""
     from tokenrelay import terminal
 
-    try:
-        options = terminal.parse_options(option or [])
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="'-o'") from None
-    config = terminal.ChatConfig(url=url, model=model, options=options,
+    config = terminal.ChatConfig(url=url, model=model, options=_parse_options(option or []),
                                  conversation_id=continue_id)
     raise typer.Exit(terminal.run(config, prompt))
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from urllib.parse import urlparse
 
+import httpx
 import pytest
 
 from tokenrelay import (
@@ -135,3 +137,119 @@ def test_async_cancel_and_read(server: Server) -> None:
         return ""
 
     assert asyncio.run(run()) == "cancelled"
+
+
+# --- a stream read twice (issue 12): it replays, it never asks the server again -------
+
+
+class _Counting(httpx.HTTPTransport):
+    """The real transport, keeping what went out: (method, path, Last-Event-ID)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[tuple[str, str, str | None]] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent.append((request.method, request.url.path, request.headers.get("last-event-id")))
+        return super().handle_request(request)
+
+
+class _AsyncCounting(httpx.AsyncHTTPTransport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[tuple[str, str, str | None]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent.append((request.method, request.url.path, request.headers.get("last-event-id")))
+        return await super().handle_async_request(request)
+
+
+def test_text_after_iterating_sends_no_second_request(server: Server) -> None:
+    transport = _Counting()
+    with Client(server.url, transport=transport) as client:
+        stream = client.chat("hi", model="scripted", options={"text": TEXT})
+        events = list(stream)
+        assert stream.text() == TEXT
+        assert list(stream) == events
+    assert transport.sent == [("POST", "/api/chat", None)]
+    assert stream.received == TEXT and stream.end == events[-1]
+
+
+def test_an_attached_stream_iterated_then_text_gives_the_text(server: Server) -> None:
+    with Client(server.url) as client:
+        started = client.chat("hi", model="scripted", options={"text": TEXT})
+        started.text()
+        assert started.stream_id is not None
+        transport = _Counting()
+        with Client(server.url, transport=transport) as reader:
+            stream = reader.stream(started.stream_id)
+            events = list(stream)
+            assert stream.text() == TEXT
+    assert isinstance(events[0], Start) and isinstance(events[-1], Done)
+    assert transport.sent == [("GET", f"/api/streams/{started.stream_id}", None)]
+
+
+def test_a_loop_left_early_is_taken_up_where_it_stopped(server: Server) -> None:
+    transport = _Counting()
+    with Client(server.url, transport=transport) as client:
+        stream = client.chat("hi", model="scripted", options={"text": TEXT, "delay_ms": 1})
+        for event in stream:
+            if isinstance(event, Delta):
+                break
+        assert stream.text() == TEXT, "the rest, and nothing twice"
+    assert transport.sent == [("POST", "/api/chat", None),
+                              ("GET", f"/api/streams/{stream.stream_id}", "2")]
+
+
+async def test_the_async_stream_replays_too(server: Server) -> None:
+    transport = _AsyncCounting()
+    async with AsyncClient(server.url, transport=transport) as client:
+        stream = client.chat("hi", model="scripted", options={"text": TEXT})
+        events = [event async for event in stream]
+        assert await stream.text() == TEXT
+        assert [event async for event in stream] == events
+    assert transport.sent == [("POST", "/api/chat", None)]
+
+
+# --- AsyncClient has what Client has, and it works (issue 12) ---------------------------
+
+
+def _methods(cls: type) -> set[str]:
+    return {name for name, _ in inspect.getmembers(cls, inspect.isfunction)
+            if not name.startswith("_")}
+
+
+async def test_every_async_method_works_against_the_server(server: Server) -> None:
+    assert _methods(AsyncClient) - {"aclose"} == _methods(Client) - {"close"}
+    async with AsyncClient(server.url) as client:
+        assert "scripted" in [m["id"] if isinstance(m, dict) else m
+                              for m in (await client.models())["models"]]
+        first = client.chat("async one", model="scripted", options={"text": "first"})
+        assert await first.text() == "first"
+        conversation_id = first.conversation_id
+        assert conversation_id is not None
+        again = client.regenerate(conversation_id, options={"text": "second"})
+        assert await again.text() == "second" and again.conversation_id == conversation_id
+        assert await client.stream(again.stream_id).text() == "second"  # type: ignore[arg-type]
+        messages = (await client.conversation(conversation_id))["messages"]
+        assert [m["content"] for m in messages] == ["async one", "first", "second"]
+        assert (await client.rename(conversation_id, "Renamed"))["title"] == "Renamed"
+        listed = (await client.conversations(limit=100))["conversations"]
+        assert any(c["id"] == conversation_id for c in listed)
+        assert await client.cancel(again.stream_id) is False, "it had ended"  # type: ignore[arg-type]
+        await client.delete(conversation_id)
+        with pytest.raises(APIError) as missing:
+            await client.conversation(conversation_id)
+    assert missing.value.status == 404
+
+
+def test_regenerate_streams_a_new_answer_and_keeps_the_old(server: Server) -> None:
+    with Client(server.url) as client:
+        first = client.chat("again please", model="scripted", options={"text": "one"})
+        assert first.text() == "one"
+        assert first.conversation_id is not None
+        again = client.regenerate(first.conversation_id, options={"text": "two"}, max_tokens=5)
+        assert again.text() == "two" and again.stream_id != first.stream_id
+        messages = client.conversation(first.conversation_id)["messages"]
+    assert [(m["role"], m["content"]) for m in messages] == [
+        ("user", "again please"), ("assistant", "one"), ("assistant", "two")]
