@@ -1,8 +1,7 @@
 /** The conversation list: newest first, paginated, with rename (inline) and delete (confirmed). */
 
-import { type ConversationSummary, api } from "../api";
-import { describeError } from "../format";
-import { ApiError, Unauthorized } from "../api";
+import { ApiError, type ConversationSummary, Unauthorized, api } from "../api";
+import { describeFailure } from "../format";
 import { h, iconButton } from "./dom";
 
 export interface SidebarHandlers {
@@ -55,8 +54,7 @@ export class Sidebar {
     } catch (error) {
       // A 401 brings the sign-in form, and the list is loaded again after it.
       if (error instanceof Unauthorized) return;
-      const message = error instanceof ApiError ? describeError(error) : String(error);
-      this.handlers.error(`Could not load conversations. ${message}`, () => void this.load(reset));
+      this.handlers.error(`Could not load conversations. ${describeFailure(error)}`, () => void this.load(reset));
     } finally {
       this.loading = false;
       this.loadMore.disabled = false;
@@ -172,8 +170,7 @@ export class Sidebar {
         this.handlers.renamed(id, title);
       } catch (error) {
         this.setTitle(id, old);
-        const message = error instanceof ApiError ? describeError(error) : String(error);
-        this.handlers.error(`Could not rename the conversation. ${message}`);
+        this.handlers.error(`Could not rename the conversation. ${describeFailure(error)}`);
       }
     };
     input.addEventListener("keydown", (event) => {
@@ -222,8 +219,7 @@ export class Sidebar {
       } catch (error) {
         if (!(error instanceof ApiError && error.status === 404)) {
           yes.disabled = false;
-          const message = error instanceof ApiError ? describeError(error) : String(error);
-          this.handlers.error(`Could not delete the conversation. ${message}`);
+          this.handlers.error(`Could not delete the conversation. ${describeFailure(error)}`);
           return;
         }
       }
