@@ -2,6 +2,7 @@
 
 import { ApiError, type ConversationSummary, Unauthorized, api } from "../api";
 import { describeFailure } from "../format";
+import { conversationPath } from "../router";
 import { h, iconButton } from "./dom";
 
 export interface SidebarHandlers {
@@ -110,7 +111,7 @@ export class Sidebar {
     const link = h("a", {
       class: "conv-link",
       text: conversation.title,
-      attrs: { href: `/c/${encodeURIComponent(conversation.id)}`, title: conversation.title },
+      attrs: { href: conversationPath(conversation.id), title: conversation.title },
     });
     link.addEventListener("click", (event) => {
       if (event.metaKey || event.ctrlKey || event.shiftKey || event.altKey || event.button !== 0) return;
