@@ -33,8 +33,9 @@ export interface AnswerPage {
   conversationId(): string | null;
   /** the model (undefined: the server's default) and provider options of the next answer */
   settings(): { model: string | undefined; options: Record<string, unknown> };
-  /** the answer belongs to this conversation (a new one's id comes with the answer) */
-  started(conversationId: string): void;
+  /** the server started the answer in this conversation; `title` is the start event's
+   *  (undefined from a server that does not send one) */
+  started(conversationId: string, title: string | undefined): void;
   /** an answer streams (true) or has ended (false): the other answers lock meanwhile */
   busy(busy: boolean): void;
   /** the answer grew or ended: keep it in view */
@@ -183,10 +184,9 @@ export class AnswerController {
   private handlers(reading: Reading): StreamHandlers {
     const { view } = reading;
     return {
-      onOpen: ({ streamId, conversationId }) => {
+      onOpen: ({ streamId }) => {
         if (this.reading !== reading) return;
         if (streamId) view.current.streamId = streamId;
-        if (conversationId) this.page.started(conversationId);
         if (reading.cancelRequested && streamId) void this.sendCancel(reading);
       },
       onEvent: (event) => this.apply(event, reading),
@@ -210,7 +210,8 @@ export class AnswerController {
         version.streamId = event.data.stream_id;
         version.model = event.data.model;
         if (this.reading === reading) {
-          this.page.started(event.data.conversation_id);
+          const title = typeof event.data.title === "string" ? event.data.title : undefined;
+          this.page.started(event.data.conversation_id, title);
           if (reading.cancelRequested) void this.sendCancel(reading);
         }
         break;

@@ -31,8 +31,6 @@ export interface ConversationParts {
   went: (id: string | null) => void;
 }
 
-const TITLE_LENGTH = 80;
-
 type Current = Pick<ConversationSummary, "id" | "title">;
 
 export class ConversationView {
@@ -147,7 +145,7 @@ export class ConversationView {
     return {
       conversationId: () => this.conversation?.id ?? null,
       settings: () => ({ model: picker.model, options: picker.options }),
-      started: (id) => this.started(id),
+      started: (id, title) => this.started(id, title),
       busy: (busy) => {
         for (const view of this.views) view.setBusy(busy);
         this.markLast();
@@ -217,21 +215,46 @@ export class ConversationView {
     return view;
   }
 
-  /** The answer belongs to conversation `id`: a new one gets its URL and sidebar entry. */
-  private started(id: string): void {
+  /** The server started an answer in conversation `id`: a new one gets its URL and its
+   *  sidebar entry. The title is the server's (`start.title`); this page never makes one. */
+  private started(id: string, title: string | undefined): void {
     const { sidebar } = this.parts;
     const now = new Date().toISOString();
     if (this.conversation?.id === id) {
+      if (title !== undefined) {
+        this.conversation.title = title;
+        this.setTitle(title);
+        sidebar.setTitle(id, title);
+      }
       sidebar.upsert({ id, title: this.conversation.title, model: null, created: now, updated: now });
       return;
     }
-    const firstUser = this.parts.messages.querySelector("[data-testid=message-user] .bubble")?.textContent ?? "";
-    const title = firstUser.split(/\s+/).filter(Boolean).join(" ").slice(0, TITLE_LENGTH) || "New chat";
-    this.conversation = { id, title };
+    this.conversation = { id, title: title ?? "" };
     this.parts.went(id);
-    sidebar.upsert({ id, title, model: this.parts.picker.model ?? null, created: now, updated: now });
     sidebar.setActive(id);
-    this.setTitle(title);
+    this.setTitle(title ?? null);
+    if (title !== undefined) {
+      sidebar.upsert({ id, title, model: this.parts.picker.model ?? null, created: now, updated: now });
+    } else {
+      void this.listed(id);
+    }
+  }
+
+  /** A server that sends no title in `start` (before issue 12): show the new
+   *  conversation as the server lists it. */
+  private async listed(id: string): Promise<void> {
+    let summary: ConversationSummary;
+    try {
+      const { title, model, created, updated } = await api.conversation(id);
+      summary = { id, title, model, created, updated };
+    } catch {
+      return; // not kept (a server without a store), or not reachable: the list shows what it has
+    }
+    this.parts.sidebar.upsert(summary);
+    if (this.conversation?.id === id && this.conversation.title === "") {
+      this.conversation.title = summary.title;
+      this.setTitle(summary.title);
+    }
   }
 
   /** Only the last answer offers Regenerate. */
