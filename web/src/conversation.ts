@@ -42,6 +42,8 @@ export class ConversationView {
   private generation = 0;
   /** the conversation that could not load for a 401: opened again after sign-in */
   private openAfterSignIn: string | null = null;
+  /** a new conversation whose start event brought no title: listed when its answer ends */
+  private unlisted: string | null = null;
 
   constructor(private readonly parts: ConversationParts) {
     this.answers = new AnswerController(this.page(), parts.composer);
@@ -149,6 +151,7 @@ export class ConversationView {
       busy: (busy) => {
         for (const view of this.views) view.setBusy(busy);
         this.markLast();
+        if (!busy) this.list();
       },
       grew: () => scroller.follow(),
       regenerate: () => this.regenerate(),
@@ -159,6 +162,7 @@ export class ConversationView {
   /** Leave the conversation on screen: its answer keeps streaming on the server. */
   private leave(): number {
     this.answers.leave();
+    this.list();
     this.parts.banner.clear();
     this.views = [];
     this.parts.messages.replaceChildren();
@@ -236,12 +240,19 @@ export class ConversationView {
     if (title !== undefined) {
       sidebar.upsert({ id, title, model: this.parts.picker.model ?? null, created: now, updated: now });
     } else {
-      void this.listed(id);
+      this.unlisted = id;
     }
   }
 
-  /** A server that sends no title in `start` (before issue 12): show the new
-   *  conversation as the server lists it. */
+  /** A server that sends no title in `start` (before issue 12): the new conversation is
+   *  shown as the server lists it. Asked once its answer ended (or the page left it):
+   *  the server writes a new conversation while the answer starts, not before. */
+  private list(): void {
+    const id = this.unlisted;
+    this.unlisted = null;
+    if (id !== null) void this.listed(id);
+  }
+
   private async listed(id: string): Promise<void> {
     let summary: ConversationSummary;
     try {
