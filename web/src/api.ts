@@ -1,4 +1,5 @@
-/** The tokenrelay HTTP API: types of its JSON and the non-streaming calls. */
+/** The tokenrelay HTTP API: types of its JSON (stream events included) and the
+ *  non-streaming calls. Every type the page shares between modules is declared here. */
 
 export type MessageStatus = "streaming" | "complete" | "cancelled" | "error" | "interrupted";
 
@@ -13,6 +14,12 @@ export interface Timings {
   total_ms?: number | null;
 }
 
+/** Why an answer failed: stored with it, and the data of an `error` event. */
+export interface MessageError {
+  code: string;
+  message: string;
+}
+
 export interface StoredMessage {
   id: string;
   role: "system" | "user" | "assistant";
@@ -22,7 +29,7 @@ export interface StoredMessage {
   created: string;
   stream_id: string | null;
   reply_to: string | null;
-  error: { code: string; message: string } | null;
+  error: MessageError | null;
   usage: Usage | null;
   timings: Timings | null;
 }
@@ -48,6 +55,35 @@ export interface Models {
   default: string;
   models: string[];
 }
+
+// --- the events of /api/... streams (DESIGN.md, "Contract"); a reader skips others ---
+
+export interface StartData {
+  stream_id: string;
+  conversation_id: string;
+  message_id: string;
+  model: string;
+  /** the conversation's title as the server stores it (a new one's comes from its first
+   *  message); servers from before issue 12 leave it out */
+  title?: string;
+}
+
+export interface DoneData {
+  finish_reason: "stop" | "length" | "cancelled" | string;
+  usage?: Usage | null;
+  timings?: Timings | null;
+  length?: number;
+}
+
+export interface ErrorData extends MessageError {
+  length?: number;
+}
+
+export type StreamEvent =
+  | { type: "start"; id: number; data: StartData }
+  | { type: "delta"; id: number; data: { text: string } }
+  | { type: "done"; id: number; data: DoneData }
+  | { type: "error"; id: number; data: ErrorData };
 
 /** An HTTP error answer (`{"error": {"code", "message"}}`) or a failed request. */
 export class ApiError extends Error {

@@ -1,6 +1,6 @@
 /** Words the page shows: answer statistics, statuses, error messages. */
 
-import type { ApiError, MessageStatus, Timings, Usage } from "./api";
+import { ApiError, type MessageStatus, type Timings, type Usage } from "./api";
 
 export function formatDuration(ms: number): string {
   if (ms < 1000) return `${Math.round(ms)} ms`;
@@ -54,6 +54,11 @@ export function describeError(error: ApiError): string {
   }
   if (error.status >= 500) return `The server failed (${error.status}): ${error.message}`;
   return error.message;
+}
+
+/** Anything a call threw, in words: an ApiError as describeError says it. */
+export function describeFailure(error: unknown): string {
+  return error instanceof ApiError ? describeError(error) : String(error);
 }
 
 /** An `error` event's code, in words. */

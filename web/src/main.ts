@@ -1,4 +1,4 @@
 import "./styles.css";
-import { App } from "./app";
+import { start } from "./app";
 
-new App().start();
+start();

@@ -15,34 +15,10 @@
  * are exactly those of EventSource.
  */
 
-import { ApiError, errorFromResponse, networkError, reported } from "./api";
+import {
+  ApiError, type DoneData, type ErrorData, type StreamEvent, errorFromResponse, networkError, reported,
+} from "./api";
 import { SseDecoder, type SseEvent } from "./sse";
-
-export interface StartData {
-  stream_id: string;
-  conversation_id: string;
-  message_id: string;
-  model: string;
-}
-
-export interface DoneData {
-  finish_reason: "stop" | "length" | "cancelled" | string;
-  usage?: { input_tokens?: number | null; output_tokens?: number | null } | null;
-  timings?: { ttft_ms?: number | null; tokens_per_s?: number | null; total_ms?: number | null } | null;
-  length?: number;
-}
-
-export interface ErrorData {
-  code: string;
-  message: string;
-  length?: number;
-}
-
-export type StreamEvent =
-  | { type: "start"; id: number; data: StartData }
-  | { type: "delta"; id: number; data: { text: string } }
-  | { type: "done"; id: number; data: DoneData }
-  | { type: "error"; id: number; data: ErrorData };
 
 export type StreamOutcome =
   /** the stream ended with `done` */
@@ -57,12 +33,18 @@ export type StreamOutcome =
   /** abort() was called */
   | { kind: "aborted" };
 
-/** What to read: a POST that starts an answer, or an existing stream from an event on. */
-export type StreamTarget =
-  | { url: string; body: unknown; idempotencyKey?: string }
-  | { streamId: string; lastEventId?: number };
+/** A POST that starts an answer (/api/chat, /regenerate). */
+export interface PostTarget {
+  url: string;
+  body: unknown;
+  idempotencyKey?: string;
+}
 
-export interface StreamOptions {
+/** What to read: a POST that starts an answer, or an existing stream from an event on. */
+export type StreamTarget = PostTarget | { streamId: string; lastEventId?: number };
+
+/** What a reader of a stream is told as it reads. */
+export interface StreamHandlers {
   onEvent: (event: StreamEvent) => void;
   /** the response headers arrived (stream and conversation ids when the server sent them) */
   onOpen?: (info: { streamId: string | null; conversationId: string | null }) => void;
@@ -70,6 +52,9 @@ export interface StreamOptions {
   onReconnecting?: (info: { attempt: number; delayMs: number; error: ApiError }) => void;
   /** a reconnect attempt got the stream back */
   onReconnected?: () => void;
+}
+
+export interface StreamOptions extends StreamHandlers {
   fetch?: typeof fetch;
   /** resolves after `ms`, or earlier when `signal` aborts (or the browser comes back online) */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
@@ -103,7 +88,19 @@ export function defaultSleep(ms: number, signal: AbortSignal): Promise<void> {
 
 type ReadEnd = { outcome: StreamOutcome } | { error: ApiError };
 
-export class StreamClient {
+/** One answer's stream as its reader sees it: StreamClient, or a fake in the tests. */
+export interface Stream {
+  /** known from the X-Stream-Id header or the `start` event */
+  readonly streamId: string | null;
+  /** the id of the last event handled; a resume asks for what comes after it */
+  readonly lastEventId: number;
+  /** Read the stream to its end; resolves with how it ended, never rejects. */
+  run(): Promise<StreamOutcome>;
+  /** Stop reading (the generation goes on on the server; cancel is a separate call). */
+  abort(): void;
+}
+
+export class StreamClient implements Stream {
   /** known from the X-Stream-Id header or the `start` event */
   streamId: string | null = null;
   conversationId: string | null = null;
@@ -180,7 +177,7 @@ export class StreamClient {
       if (this.lastEventId > 0) headers["Last-Event-ID"] = String(this.lastEventId);
       return [`/api/streams/${encodeURIComponent(this.streamId)}`, { method: "GET", headers, cache: "no-store" }];
     }
-    const target = this.target as { url: string; body: unknown; idempotencyKey?: string };
+    const target = this.target as PostTarget;
     headers["Content-Type"] = "application/json";
     if (target.idempotencyKey) headers["Idempotency-Key"] = target.idempotencyKey;
     return [target.url, { method: "POST", headers, body: JSON.stringify(target.body) }];

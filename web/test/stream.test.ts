@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from "vitest";
-import { Unauthorized, onUnauthorized } from "../src/api";
-import { StreamClient, type StreamEvent, type StreamOptions, type StreamTarget } from "../src/stream";
+import { type StreamEvent, Unauthorized, onUnauthorized } from "../src/api";
+import { StreamClient, type StreamOptions, type StreamTarget } from "../src/stream";
 
 /** One SSE event as the server writes it. */
 function sse(id: number, type: string, data: unknown): string {

@@ -62,3 +62,22 @@ export function errorBanner(options: BannerOptions): HTMLElement {
   }
   return banner;
 }
+
+/** The page's own banner above the message box (errors not tied to one answer). */
+export class BannerSlot {
+  constructor(private readonly slot: HTMLElement) {}
+
+  /** Show `message`, replacing the one shown; Retry clears it first. */
+  show(message: string, retry?: () => void, retryLabel?: string): void {
+    this.slot.replaceChildren(errorBanner({
+      message,
+      retry: retry ? () => { this.clear(); retry(); } : undefined,
+      retryLabel,
+      onDismiss: () => undefined,
+    }));
+  }
+
+  clear(): void {
+    this.slot.replaceChildren();
+  }
+}

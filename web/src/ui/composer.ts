@@ -1,5 +1,7 @@
 /** The message box: grows with its text, Enter sends, Shift+Enter breaks the line, Esc stops. */
 
+import type { StopControl } from "../answer";
+
 export interface ComposerParts {
   form: HTMLFormElement;
   input: HTMLTextAreaElement;
@@ -7,13 +9,13 @@ export interface ComposerParts {
   stop: HTMLButtonElement;
   /** returns false when the text was not taken (an answer is still streaming) */
   onSend: (text: string) => boolean;
-  onStop: () => void;
 }
 
 const MAX_HEIGHT = 240;
 
-export class Composer {
-  private streaming = false;
+export class Composer implements StopControl {
+  /** what Stop does while an answer streams; null when none does */
+  private onStop: (() => void) | null = null;
 
   constructor(private readonly parts: ComposerParts) {
     const { form, input, stop } = parts;
@@ -29,7 +31,7 @@ export class Composer {
       }
     });
     input.addEventListener("input", () => this.update());
-    stop.addEventListener("click", () => parts.onStop());
+    stop.addEventListener("click", () => this.stop());
     this.update();
   }
 
@@ -39,16 +41,31 @@ export class Composer {
     this.parts.input.focus();
   }
 
-  setStreaming(streaming: boolean): void {
-    const { send, stop, input } = this.parts;
-    const hadFocus = document.activeElement === stop || document.activeElement === send;
-    this.streaming = streaming;
-    stop.hidden = !streaming;
-    stop.classList.remove("stopping");
-    stop.setAttribute("aria-label", "Stop");
+  private get streaming(): boolean {
+    return this.onStop !== null;
+  }
+
+  /** An answer streams and `stop` stops it (Stop replaces Send), or none does (null).
+   *  `takeFocus`: the button that started the answer is gone, so the focus goes to Stop. */
+  setBusy(stop: (() => void) | null, takeFocus = false): void {
+    const { send, input } = this.parts;
+    const button = this.parts.stop;
+    const hadFocus = document.activeElement === button || document.activeElement === send;
+    const streaming = stop !== null;
+    this.onStop = stop;
+    button.hidden = !streaming;
+    button.classList.remove("stopping");
+    button.setAttribute("aria-label", "Stop");
     send.hidden = streaming;
     this.update();
-    if (hadFocus) (streaming ? stop : input).focus();
+    if (hadFocus || (streaming && takeFocus)) (streaming ? button : input).focus();
+  }
+
+  /** Stop the answer that streams (Stop, or Esc); false when none does. */
+  stop(): boolean {
+    if (!this.onStop) return false;
+    this.onStop();
+    return true;
   }
 
   clear(): void {

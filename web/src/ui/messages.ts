@@ -1,6 +1,6 @@
 /** The message list: user messages, and answers with their versions, status and stats. */
 
-import type { MessageStatus, StoredMessage, Timings, Usage } from "../api";
+import type { MessageError, MessageStatus, StoredMessage, Timings, Usage } from "../api";
 import { STATUS_LABEL, formatStats, statsTitle } from "../format";
 import { IncrementalRenderer, renderComplete } from "../render";
 import { type BannerOptions, errorBanner } from "./banner";
@@ -13,7 +13,7 @@ export interface AnswerVersion {
   model: string | null;
   usage: Usage | null;
   timings: Timings | null;
-  error: { code: string; message: string } | null;
+  error: MessageError | null;
   streamId: string | null;
 }
 

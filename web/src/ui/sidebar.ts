@@ -1,8 +1,8 @@
 /** The conversation list: newest first, paginated, with rename (inline) and delete (confirmed). */
 
-import { type ConversationSummary, api } from "../api";
-import { describeError } from "../format";
-import { ApiError, Unauthorized } from "../api";
+import { ApiError, type ConversationSummary, Unauthorized, api } from "../api";
+import { describeFailure } from "../format";
+import { conversationPath } from "../router";
 import { h, iconButton } from "./dom";
 
 export interface SidebarHandlers {
@@ -55,8 +55,7 @@ export class Sidebar {
     } catch (error) {
       // A 401 brings the sign-in form, and the list is loaded again after it.
       if (error instanceof Unauthorized) return;
-      const message = error instanceof ApiError ? describeError(error) : String(error);
-      this.handlers.error(`Could not load conversations. ${message}`, () => void this.load(reset));
+      this.handlers.error(`Could not load conversations. ${describeFailure(error)}`, () => void this.load(reset));
     } finally {
       this.loading = false;
       this.loadMore.disabled = false;
@@ -112,7 +111,7 @@ export class Sidebar {
     const link = h("a", {
       class: "conv-link",
       text: conversation.title,
-      attrs: { href: `/c/${encodeURIComponent(conversation.id)}`, title: conversation.title },
+      attrs: { href: conversationPath(conversation.id), title: conversation.title },
     });
     link.addEventListener("click", (event) => {
       if (event.metaKey || event.ctrlKey || event.shiftKey || event.altKey || event.button !== 0) return;
@@ -172,8 +171,7 @@ export class Sidebar {
         this.handlers.renamed(id, title);
       } catch (error) {
         this.setTitle(id, old);
-        const message = error instanceof ApiError ? describeError(error) : String(error);
-        this.handlers.error(`Could not rename the conversation. ${message}`);
+        this.handlers.error(`Could not rename the conversation. ${describeFailure(error)}`);
       }
     };
     input.addEventListener("keydown", (event) => {
@@ -222,8 +220,7 @@ export class Sidebar {
       } catch (error) {
         if (!(error instanceof ApiError && error.status === 404)) {
           yes.disabled = false;
-          const message = error instanceof ApiError ? describeError(error) : String(error);
-          this.handlers.error(`Could not delete the conversation. ${message}`);
+          this.handlers.error(`Could not delete the conversation. ${describeFailure(error)}`);
           return;
         }
       }

@@ -5,8 +5,8 @@
  * not dismiss it, since the page cannot work until a key is accepted.
  */
 
-import { ApiError, Unauthorized } from "../api";
-import { describeError } from "../format";
+import { Unauthorized } from "../api";
+import { describeFailure } from "../format";
 
 export interface SignInParts {
   dialog: HTMLDialogElement;
@@ -88,8 +88,7 @@ export class SignInForm {
     try {
       await this.parts.signIn(key);
     } catch (error) {
-      this.setError(error instanceof Unauthorized ? REJECTED
-        : error instanceof ApiError ? describeError(error) : String(error));
+      this.setError(error instanceof Unauthorized ? REJECTED : describeFailure(error));
       input.select();
       input.focus();
       return;

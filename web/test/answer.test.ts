@@ -1,0 +1,316 @@
+import { beforeEach, describe, expect, it, vi } from "vitest";
+import { ApiError, type DoneData, type StoredMessage, type StreamEvent } from "../src/api";
+import { AnswerController, type AnswerPage, type AnswerServices } from "../src/answer";
+import type { Stream, StreamHandlers, StreamOutcome, StreamTarget } from "../src/stream";
+import { Composer } from "../src/ui/composer";
+import { type AnswerVersion, AnswerView } from "../src/ui/messages";
+
+const START = { stream_id: "st_1", conversation_id: "conv_1", message_id: "msg_1", model: "scripted", title: "Say hello" };
+const DONE: DoneData = { finish_reason: "stop", usage: { input_tokens: 3, output_tokens: 4 }, timings: { ttft_ms: 12 } };
+
+/** The answer as the server logs it: ids from 1, "Hello world" in three deltas. */
+const LOG: StreamEvent[] = [
+  { type: "start", id: 1, data: START },
+  { type: "delta", id: 2, data: { text: "Hel" } },
+  { type: "delta", id: 3, data: { text: "lo" } },
+  { type: "delta", id: 4, data: { text: " world" } },
+  { type: "done", id: 5, data: DONE },
+];
+
+/**
+ * A stream client the test drives: it implements Stream as StreamClient does, and hands
+ * the controller what the test sends. Like the server, it replays only what comes after
+ * the event id it was asked to resume from.
+ */
+class FakeStream implements Stream {
+  streamId: string | null = null;
+  lastEventId = 0;
+  aborted = false;
+  private finish!: (outcome: StreamOutcome) => void;
+  private readonly outcome = new Promise<StreamOutcome>((resolve) => { this.finish = resolve; });
+
+  constructor(readonly target: StreamTarget, readonly handlers: StreamHandlers) {
+    if ("streamId" in target) {
+      this.streamId = target.streamId;
+      this.lastEventId = target.lastEventId ?? 0;
+    }
+  }
+
+  run(): Promise<StreamOutcome> {
+    return this.outcome;
+  }
+
+  abort(): void {
+    this.aborted = true;
+    this.finish({ kind: "aborted" });
+  }
+
+  /** The server's log after the last event sent (at first: after the event this read
+   *  was asked to resume from), up to event `upTo`. */
+  play(log: StreamEvent[], upTo = Infinity): void {
+    for (const event of log) if (event.id > this.lastEventId && event.id <= upTo) this.send(event);
+  }
+
+  send(event: StreamEvent): void {
+    this.lastEventId = event.id;
+    if (event.type === "start") this.streamId ??= event.data.stream_id;
+    this.handlers.onEvent(event);
+    if (event.type === "done") this.finish({ kind: "done", data: event.data });
+    if (event.type === "error") this.finish({ kind: "error", data: event.data });
+  }
+
+  /** The read ends without a last event (retries ran out, an HTTP error, a gone stream). */
+  end(outcome: StreamOutcome): void {
+    this.finish(outcome);
+  }
+}
+
+/** An event of a type this page does not know (DESIGN.md lists reasoning and tool_call). */
+function unknown(type: string, id: number, data: unknown): StreamEvent {
+  return { type, id, data } as unknown as StreamEvent;
+}
+
+function composer(): Composer {
+  document.body.insertAdjacentHTML("beforeend", `
+    <form id="composer-form"><textarea id="composer-input"></textarea>
+      <button type="submit" id="send">Send</button><button type="button" id="stop" hidden>Stop</button></form>`);
+  const get = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+  return new Composer({
+    form: get("composer-form"), input: get("composer-input"), send: get("send"), stop: get("stop"),
+    onSend: () => true,
+  });
+}
+
+function setUp(versions: AnswerVersion[] = [], conversationId: string | null = null) {
+  const streams: FakeStream[] = [];
+  let keys = 0;
+  const server = {
+    connect: (target: StreamTarget, handlers: StreamHandlers) => {
+      const stream = new FakeStream(target, handlers);
+      streams.push(stream);
+      return stream;
+    },
+    cancel: vi.fn(async (_streamId: string): Promise<unknown> => ({ cancelled: true })),
+    stored: vi.fn(async (_conversation: string, _message: string): Promise<StoredMessage | undefined> => undefined),
+    newKey: () => `key-${++keys}`,
+  } satisfies AnswerServices;
+  const page = {
+    conversation: conversationId,
+    started: vi.fn((id: string, _title: string | undefined) => { page.conversation = id; }),
+    regenerate: vi.fn(),
+    announced: [] as string[],
+  };
+  const pagePort: AnswerPage = {
+    conversationId: () => page.conversation,
+    settings: () => ({ model: "scripted", options: { delay_ms: 5 } }),
+    started: page.started,
+    busy: () => undefined,
+    grew: () => undefined,
+    regenerate: page.regenerate,
+    announce: (text) => page.announced.push(text),
+  };
+  const controller = new AnswerController(pagePort, composer(), server);
+  const view = new AnswerView(versions, { regenerate: () => controller.regenerate(view), copied: () => undefined });
+  document.body.append(view.element);
+  const find = (testid: string) => view.element.querySelector<HTMLElement>(`[data-testid=${testid}]`);
+  return {
+    controller, view, server, page, streams,
+    stream: () => streams[streams.length - 1],
+    /** the answer's text as the person sees it (pending frames drawn now) */
+    text: () => {
+      view.renderer?.flush();
+      return (find("answer-content")?.textContent ?? "").trim();
+    },
+    status: () => view.element.dataset.status,
+    find,
+    stopButton: () => document.getElementById("stop") as HTMLButtonElement,
+    ended: () => vi.waitFor(() => expect(controller.active).toBeNull()),
+  };
+}
+
+describe("AnswerController", () => {
+  beforeEach(() => {
+    document.body.replaceChildren();
+  });
+
+  it("posts the message, and the text accumulates across deltas to a complete answer", async () => {
+    const t = setUp();
+    t.controller.send(t.view, "Say hello");
+    expect(t.stream().target).toEqual({
+      url: "/api/chat",
+      body: { messages: [{ role: "user", content: "Say hello" }], model: "scripted", conversation_id: undefined,
+        options: { delay_ms: 5 } },
+      idempotencyKey: "key-1",
+    });
+    expect(t.stopButton().hidden).toBe(false);
+    t.stream().play(LOG, 2);
+    expect(t.text()).toBe("Hel");
+    expect(t.page.started).toHaveBeenCalledWith("conv_1", "Say hello");
+    t.stream().play(LOG, 3);
+    expect(t.text()).toBe("Hello");
+    expect(t.status()).toBe("streaming");
+    expect(t.find("cursor")).not.toBeNull();
+    t.stream().play(LOG);
+    await t.ended();
+    expect(t.text()).toBe("Hello world");
+    expect(t.status()).toBe("complete");
+    expect(t.find("cursor")).toBeNull();
+    expect(t.find("stats")?.textContent).toContain("4 tokens");
+    expect(t.stopButton().hidden).toBe(true);
+    expect(t.page.announced).toContain("Answer complete");
+  });
+
+  it("passes on that a start event has no title (a server before issue 12)", () => {
+    const t = setUp();
+    t.controller.send(t.view, "Say hello");
+    const { title: _, ...untitled } = START;
+    t.stream().send({ type: "start", id: 1, data: untitled });
+    expect(t.page.started).toHaveBeenCalledWith("conv_1", undefined);
+  });
+
+  it("stops: cancels on the server and ends cancelled, keeping the partial text", async () => {
+    const t = setUp();
+    t.controller.send(t.view, "Say hello");
+    t.stream().play(LOG, 3);
+    t.stopButton().click();
+    expect(t.server.cancel).toHaveBeenCalledWith("st_1");
+    expect(t.stopButton().getAttribute("aria-label")).toBe("Stopping");
+    expect(t.status()).toBe("streaming"); // until the server confirms
+    t.stream().send({ type: "done", id: 4, data: { finish_reason: "cancelled" } });
+    await t.ended();
+    expect(t.status()).toBe("cancelled");
+    expect(t.find("status-badge")?.hidden).toBe(false);
+    expect(t.find("status-badge")?.textContent).toBe("Stopped");
+    expect(t.text()).toBe("Hello");
+    expect(t.stopButton().hidden).toBe(true);
+  });
+
+  it("sends a Stop pressed before the stream id is known as soon as the start event brings it", () => {
+    const t = setUp();
+    t.controller.send(t.view, "Say hello");
+    t.controller.stop();
+    expect(t.server.cancel).not.toHaveBeenCalled();
+    t.stream().play(LOG, 1);
+    expect(t.server.cancel).toHaveBeenCalledWith("st_1");
+  });
+
+  it("stops reading here when the cancel request fails, and says the server may have gone on", async () => {
+    const t = setUp();
+    t.server.cancel.mockRejectedValueOnce(new ApiError(0, "network_error", "offline"));
+    t.controller.send(t.view, "Say hello");
+    t.stream().play(LOG, 3);
+    t.controller.stop();
+    await t.ended();
+    expect(t.stream().aborted).toBe(true);
+    expect(t.status()).toBe("cancelled");
+    expect(t.text()).toBe("Hello");
+    expect(t.find("error-banner")?.textContent).toContain("Could not reach the server to stop the answer");
+  });
+
+  it("keeps the partial text on an error event and shows the error, with a Retry", async () => {
+    const t = setUp();
+    t.controller.send(t.view, "Say hello");
+    t.stream().play(LOG, 3);
+    t.stream().send({ type: "error", id: 4, data: { code: "upstream_timeout", message: "no answer in 30 s" } });
+    await t.ended();
+    expect(t.status()).toBe("error");
+    expect(t.text()).toBe("Hello");
+    expect(t.find("error-banner")?.textContent).toContain("The model provider did not answer in time. (no answer in 30 s)");
+    t.find("retry")?.click();
+    expect(t.page.regenerate).toHaveBeenCalledTimes(1);
+  });
+
+  it("shows a reconnect while the stream client resumes by itself", () => {
+    const t = setUp();
+    t.controller.send(t.view, "Say hello");
+    t.stream().play(LOG, 2);
+    const error = new ApiError(0, "network_error", "dropped");
+    t.stream().handlers.onReconnecting?.({ attempt: 1, delayMs: 1000, error });
+    expect(t.find("connection")?.hidden).toBe(false);
+    expect(t.find("connection")?.textContent).toBe("Reconnecting…");
+    t.stream().handlers.onReconnected?.();
+    expect(t.find("connection")?.hidden).toBe(true);
+  });
+
+  it("resumes a dropped connection from the last event id, without repeating text", async () => {
+    const t = setUp();
+    t.controller.send(t.view, "Say hello");
+    t.stream().play(LOG, 3);
+    t.stream().end({ kind: "failed", error: new ApiError(0, "network_error", "dropped") });
+    await t.ended();
+    expect(t.find("connection")?.textContent).toBe("Disconnected");
+    expect(t.find("error-banner")?.textContent).toContain("Lost the connection to the answer.");
+    expect(t.text()).toBe("Hello");
+
+    t.find("retry")?.click();
+    expect(t.streams).toHaveLength(2);
+    expect(t.stream().target).toEqual({ streamId: "st_1", lastEventId: 3 });
+    expect(t.find("error-banner")).toBeNull();
+    t.stream().play(LOG); // the server sends what comes after event 3
+    await t.ended();
+    expect(t.text()).toBe("Hello world");
+    expect(t.status()).toBe("complete");
+    expect(t.find("connection")?.hidden).toBe(true);
+  });
+
+  it("re-posts with the same Idempotency-Key when the POST never got an answer", async () => {
+    const t = setUp();
+    t.controller.send(t.view, "Say hello");
+    t.stream().end({ kind: "failed", error: new ApiError(0, "network_error", "offline") });
+    await t.ended();
+    expect(t.status()).toBe("error");
+    expect(t.find("error-banner")?.textContent).toContain("Can't reach the server");
+    t.find("retry")?.click();
+    expect(t.stream().target).toMatchObject({ url: "/api/chat", idempotencyKey: "key-1" });
+    expect(t.view.versions).toHaveLength(1); // the failed try is replaced, not kept
+    t.stream().play(LOG);
+    await t.ended();
+    expect(t.text()).toBe("Hello world");
+  });
+
+  it("skips events it does not know", async () => {
+    const t = setUp();
+    t.controller.send(t.view, "Say hello");
+    t.stream().play(LOG, 2);
+    t.stream().send(unknown("reasoning", 3, { text: "thinking it over" }));
+    t.stream().send(unknown("tool_call", 4, { index: 0, id: "call_1", name: "lookup", arguments: "{" }));
+    expect(t.status()).toBe("streaming");
+    t.stream().send({ type: "delta", id: 5, data: { text: "lo" } });
+    t.stream().send({ type: "done", id: 6, data: DONE });
+    await t.ended();
+    expect(t.text()).toBe("Hello");
+    expect(t.status()).toBe("complete");
+  });
+
+  it("regenerates as a new version of the answer, keeping the earlier one", async () => {
+    const earlier: AnswerVersion = {
+      id: "msg_0", status: "complete", content: "Hi", model: "scripted", usage: null, timings: null, error: null,
+      streamId: "st_0",
+    };
+    const t = setUp([earlier], "conv_1");
+    t.controller.regenerate(t.view);
+    expect(t.stream().target).toEqual({
+      url: "/api/conversations/conv_1/regenerate",
+      body: { model: "scripted", options: { delay_ms: 5 } },
+    });
+    t.stream().play(LOG);
+    await t.ended();
+    expect(t.text()).toBe("Hello world");
+    expect(t.find("version-label")?.textContent).toBe("2 / 2");
+    expect(t.view.versions.map((v) => v.content)).toEqual(["Hi", "Hello world"]);
+  });
+
+  it("shows the stored answer when the stream is gone", async () => {
+    const t = setUp();
+    t.server.stored.mockResolvedValueOnce({
+      id: "msg_1", role: "assistant", content: "Hello world, as stored", status: "complete", model: "scripted",
+      created: "2025-01-01T00:00:00Z", stream_id: "st_1", reply_to: null, error: null, usage: null, timings: null,
+    });
+    t.controller.send(t.view, "Say hello");
+    t.stream().play(LOG, 2);
+    t.stream().end({ kind: "gone", status: 404 });
+    await vi.waitFor(() => expect(t.status()).toBe("complete"));
+    expect(t.server.stored).toHaveBeenCalledWith("conv_1", "msg_1");
+    expect(t.text()).toBe("Hello world, as stored");
+  });
+});
