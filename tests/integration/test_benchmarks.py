@@ -1,23 +1,61 @@
-"""The benchmark harnesses still run (a seconds-long smoke; speed is measured in
-benchmarks/, never asserted here)."""
+"""The benchmark harnesses still run and still measure what they claim (a seconds-long
+smoke, `--quick`; speed is measured in benchmarks/, never asserted here). Each writes
+its figures with `--write --out` to a temp directory: the recorded ones stay."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.servers import ROOT
 
 
-@pytest.mark.parametrize("argv", [
-    ["benchmarks.relay", "--quick", "--servers", "bare,tokenrelay"],
-    ["benchmarks.many", "--quick", "--servers", "tokenrelay"],
-    ["benchmarks.many", "--held", "--quick", "--servers", "tokenrelay"],
-])
-def test_a_benchmark_runs_and_every_stream_completes(argv: list[str]) -> None:
-    result = subprocess.run([sys.executable, "-m", *argv], cwd=ROOT, capture_output=True,
-                            text=True, timeout=300)
+def _run(module: str, *args: str, out: Path) -> tuple[str, dict[str, Any]]:
+    """Run a benchmark; returns its stdout and the results JSON it wrote."""
+    result = subprocess.run([sys.executable, "-m", module, *args, "--write", "--out", str(out)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert "tokenrelay" in result.stdout
+    written = list((out / "results").glob("*.json"))
+    assert len(written) == 1, written
+    assert (out / "RESULTS.md").exists()
+    return result.stdout, json.loads(written[0].read_text())
+
+
+def test_the_relay_benchmark_delivers_every_delta_on_each_server(tmp_path: Path) -> None:
+    stdout, figures = _run("benchmarks.relay", "--quick", "--servers", "bare,tokenrelay",
+                           out=tmp_path)
+    assert figures["name"] == "relay" and figures["tokens"] == 2_000
+    rows = {row["server"]: row for row in figures["rows"]}
+    assert list(rows) == ["bare", "tokenrelay"]
+    for name, row in rows.items():
+        # A row with figures is a run whose stream carried exactly `tokens` deltas (the
+        # harness records a short or broken stream as the row's `error`).
+        assert "error" not in row and "skipped" not in row, (name, row)
+        for figure in ("events_per_s", "steady_events_per_s", "first_delta_ms", "server_cpu"):
+            assert row[figure] > 0, (name, figure, row)
+        assert row["events_per_send"] >= 1 and row["min"] <= row["events_per_s"] <= row["max"]
+    assert rows["bare"]["x_bare"] == 1.0 and rows["tokenrelay"]["x_bare"] > 0
+    assert any(line.startswith("tokenrelay / bare = ") for line in figures["verdict"])
+    assert "tokenrelay" in stdout and "bare" in stdout
+
+
+@pytest.mark.parametrize(("held", "tokens"), [(False, 10), (True, 3)], ids=["many", "held"])
+def test_the_many_streams_benchmark_completes_every_stream(tmp_path: Path, held: bool,
+                                                          tokens: int) -> None:
+    args = ["--quick", "--servers", "tokenrelay", *(["--held"] if held else [])]
+    stdout, figures = _run("benchmarks.many", *args, out=tmp_path)
+    assert figures["name"] == ("held" if held else "many")
+    assert figures["tokens_per_stream"] == tokens
+    [row] = figures["rows"]
+    assert row["server"] == "tokenrelay" and "error" not in row, row
+    # Every one of the 100 streams got all its deltas: none failed, none came up short.
+    assert (row["streams"], row["ok"], row["failed"], row["incomplete"]) == (100, 100, 0, 0)
+    assert row["concurrent"] > 1, "the streams ran at the same time"
+    assert row["delivered_best_1s"] > 0 and row["run_average"] > 0
+    assert row["first_p50_ms"] > 0 and row["server_kib_per_stream"] is not None
+    assert "ok 100/100" in stdout

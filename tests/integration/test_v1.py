@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import openai
@@ -17,6 +19,17 @@ from tests.sse_client import iter_events
 TEXT = "Compatible with\nthe SDK. " * 5
 PIECES = re.findall(r"\S*\s+|\S+", TEXT)  # the scripted provider's deltas
 USER = [{"role": "user", "content": "hi"}]
+#: seconds a test waits for what it polls: generous, so two busy cores cannot fail it
+DEADLINE = 30.0
+
+
+def _until(condition: Callable[[], Any], what: str) -> Any:
+    """Poll `condition` until it returns something true; fail after DEADLINE."""
+    deadline = time.monotonic() + DEADLINE
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"not {what} within {DEADLINE:.0f}s"
+        time.sleep(0.05)
+    return value
 
 
 @pytest.fixture
@@ -150,13 +163,31 @@ def test_a_v1_stream_can_be_resumed_and_cancelled_through_the_api(server: Server
     assert replay[0].event == "start" and replay[-1].event == "done"
 
 
+def _titled(base: str, title: str) -> str | None:
+    page = httpx.get(f"{base}/api/conversations", params={"limit": 100}, timeout=10).json()
+    return next((c["id"] for c in page["conversations"] if c["title"] == title), None)
+
+
+def _ended_answer(base: str, conversation_id: str) -> dict[str, Any] | None:
+    answer = httpx.get(f"{base}/api/conversations/{conversation_id}",
+                       timeout=10).json()["messages"][-1]
+    return None if answer["status"] == "streaming" else answer  # type: ignore[no-any-return]
+
+
 def test_an_openai_client_hanging_up_stops_the_generation(server: Server) -> None:
-    body = {"model": "scripted", "messages": USER, "stream": True,
-            "text": "word " * 500, "delay_ms": 20}
+    # 10,000 deltas 20 ms apart: minutes, were the hang-up not a stop. Watched through
+    # the store, not the stream: a reader of the stream would keep it going (only an
+    # answer nobody reads is stopped).
+    question = f"hang up {uuid.uuid4().hex}"
+    body = {"model": "scripted", "messages": [{"role": "user", "content": question}],
+            "stream": True, "text": "word " * 10_000, "delay_ms": 20}
     with httpx.stream("POST", f"{server.url}/v1/chat/completions", json=body, timeout=30) as r:
         stream_id = r.headers["x-stream-id"]
         next(r.iter_lines())
-    time.sleep(0.5)
+    conversation_id = _until(lambda: _titled(server.url, question), "stored")
+    answer = _until(lambda: _ended_answer(server.url, conversation_id), "stopped")
+    assert answer["status"] == "cancelled"
+    assert len(answer["content"]) < len(body["text"])  # type: ignore[arg-type]
     replay = list(iter_events(httpx.get(f"{server.url}/api/streams/{stream_id}", timeout=10)))
     done = json.loads(replay[-1].data)
     assert replay[-1].event == "done" and done["finish_reason"] == "cancelled"

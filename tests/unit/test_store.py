@@ -1,4 +1,5 @@
-"""The store contract, on the in-memory store (the SQL one runs it over HTTP)."""
+"""The store's pure parts: cursors and turns. The store contract itself runs on every
+store, PostgreSQL included, in tests/integration/test_store_contract.py."""
 
 from __future__ import annotations
 
@@ -6,8 +7,7 @@ import base64
 
 import pytest
 
-from tokenrelay.store import Conversation, Turn, decode_cursor, new_id, now
-from tokenrelay.store.memory import MemoryStore
+from tokenrelay.store import Conversation, Turn, decode_cursor, encode_cursor, new_id, now
 
 
 def _conversation(owner: str = "o") -> Conversation:
@@ -16,40 +16,26 @@ def _conversation(owner: str = "o") -> Conversation:
                         owner=owner)
 
 
-async def test_a_conditional_update_leaves_a_message_that_moved_on() -> None:
-    """The reaper's write must not undo an answer that completed while it looked."""
-    store = MemoryStore()
-    conversation = _conversation()
-    turn = Turn.of(conversation, new=True, asked=[("user", "hi")], model="m", stream_id="st_1")
-    await store.add_turn(turn)
-    answer = turn.answer
-    await store.update_message(answer.id, status="complete", content="all")
-    await store.update_message(answer.id, if_status="streaming", status="interrupted")
-    stored = await store.get_conversation(conversation.id, owner="o")
-    assert stored is not None and [m.status for m in stored.messages] == ["complete", "complete"]
-
-
-async def test_a_turn_keeps_its_order_and_the_answer_replies_to_the_question() -> None:
-    store = MemoryStore()
-    conversation = _conversation()
+def test_a_turn_answers_the_last_user_message_after_everything_asked() -> None:
     asked = [("system", "be brief"), ("user", "one"), ("user", "two")]
-    turn = Turn.of(conversation, new=True, asked=asked, model="m", stream_id="st_1")
-    await store.add_turn(turn)
+    turn = Turn.of(_conversation(), new=True, asked=asked, model="m", stream_id="st_1")
+    assert [(m.role, m.content) for m in turn.asked] == asked
+    times = [m.created for m in (*turn.asked, turn.answer)]
+    assert times == sorted(set(times)), "each message after the one before"
     answer = turn.answer
-    stored = await store.get_conversation(conversation.id, owner="o")
-    assert stored is not None
-    assert [(m.role, m.content) for m in stored.messages] == [*asked, ("assistant", "")]
-    assert [m.created for m in stored.messages] == sorted({m.created for m in stored.messages})
-    assert answer.reply_to == stored.messages[2].id and answer.status == "streaming"
+    assert (answer.role, answer.content, answer.status) == ("assistant", "", "streaming")
+    assert answer.reply_to == turn.asked[-1].id and answer.stream_id == "st_1"
 
 
-async def test_a_released_idempotency_key_can_be_claimed_again() -> None:
-    store = MemoryStore()
-    assert await store.claim_idempotency_key(owner="o", key="k", stream_id="s1") is None
-    assert await store.claim_idempotency_key(owner="o", key="k", stream_id="s2") == "s1"
-    await store.release_idempotency_key(owner="o", key="k", stream_id="s1")
-    assert await store.claim_idempotency_key(owner="o", key="k", stream_id="s3") is None
-    assert await store.claim_idempotency_key(owner="other", key="k", stream_id="s4") is None
+def test_a_turn_that_asks_nothing_answers_the_message_it_is_told() -> None:
+    turn = Turn.of(_conversation(), new=False, asked=[], model="m", stream_id="st_2",
+                   reply_to="msg_question")
+    assert turn.asked == [] and turn.answer.reply_to == "msg_question"
+
+
+def test_a_cursor_round_trips() -> None:
+    conversation = _conversation()
+    assert decode_cursor(encode_cursor(conversation)) == (conversation.updated, conversation.id)
 
 
 @pytest.mark.parametrize("raw", ["2026-01-01T00:00:00|conv_x", "not a time|conv_x", "nobar"])
