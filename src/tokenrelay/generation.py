@@ -10,7 +10,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tokenrelay.events import DELTA, DONE, ERROR, Finish, TextDelta, Usage
+from tokenrelay.events import (
+    DELTA, DONE, ERROR, REASONING, TOOL_CALL, Finish, ReasoningDelta, TextDelta, ToolCallDelta,
+    Usage,
+)
 from tokenrelay.providers import ChatRequest, Provider, ProviderError
 from tokenrelay.store import Status, Store
 from tokenrelay.streams import StreamLog
@@ -62,6 +65,11 @@ class Generation:
         self._cancel_reason: str | None = None
         self._parts: list[str] = []
         self._length = 0
+        self._reasoning: list[str] = []
+        self._reasoning_length = 0
+        self._signature: str | None = None
+        #: tool calls by index: id, name and the pieces of their arguments
+        self._calls: dict[int, dict[str, Any]] = {}
         self._deltas = 0
         self._usage: Usage | None = None
         self._finish: str = "stop"
@@ -142,30 +150,80 @@ class Generation:
         # provider's cleanup at once, which closes the upstream or frees the model.
         async with contextlib.aclosing(self._provider.stream(self._request)) as chunks:
             async for chunk in chunks:
-                if type(chunk) is TextDelta:
+                kind = type(chunk)
+                if kind is TextDelta:
                     if not chunk.text:
                         continue
                     self._parts.append(chunk.text)
                     self._length += len(chunk.text)
                     self._deltas += 1
                     await append(stream_id, DELTA, {"text": chunk.text})
-                    now = time.perf_counter()
-                    if self._first_token is None:
-                        self._first_token = now
-                        slice_start = 0.0  # the first token goes out at once
-                    elif now - previous >= SLICE:
-                        # A pause before this delta: the provider waited (the loop had
-                        # its turn meanwhile), so no extra one (issue 7: one loop pass
-                        # less per token at a model's pace).
-                        slice_start = now
-                    if now - slice_start >= SLICE:
-                        await asyncio.sleep(0)
-                        slice_start = time.perf_counter()
-                    previous = now
-                elif type(chunk) is Usage:
-                    self._usage = chunk
-                elif type(chunk) is Finish:
-                    self._finish = chunk.reason
+                elif kind is ReasoningDelta:
+                    if not await self._add_reasoning(chunk):
+                        continue
+                elif kind is ToolCallDelta:
+                    await self._add_tool_call(chunk)
+                else:
+                    if kind is Usage:
+                        self._usage = chunk
+                    elif kind is Finish:
+                        self._finish = chunk.reason
+                    continue
+                now = time.perf_counter()
+                if self._first_token is None:
+                    self._first_token = now
+                    slice_start = 0.0  # the first token goes out at once
+                elif now - previous >= SLICE:
+                    # A pause before this piece: the provider waited (the loop had
+                    # its turn meanwhile), so no extra one (issue 7: one loop pass
+                    # less per token at a model's pace).
+                    slice_start = now
+                if now - slice_start >= SLICE:
+                    await asyncio.sleep(0)
+                    slice_start = time.perf_counter()
+                previous = now
+
+    async def _add_reasoning(self, chunk: ReasoningDelta) -> bool:
+        """Keep and stream a piece of reasoning; False if it had no text (a signature
+        alone closes a thinking block: kept for the provider, never streamed)."""
+        if chunk.signature is not None:
+            self._signature = chunk.signature
+        if not chunk.text:
+            return False
+        self._reasoning.append(chunk.text)
+        self._reasoning_length += len(chunk.text)
+        self._deltas += 1
+        await self._streams.append(self.stream_id, REASONING, {"text": chunk.text})
+        return True
+
+    async def _add_tool_call(self, chunk: ToolCallDelta) -> None:
+        call = self._calls.get(chunk.index)
+        data: dict[str, Any] = {"index": chunk.index}
+        if call is None:
+            call = self._calls[chunk.index] = {"id": chunk.id or f"call_{self.message_id}_"
+                                               f"{chunk.index}", "name": chunk.name or "",
+                                               "arguments": []}
+            data["id"], data["name"] = call["id"], call["name"]
+        elif chunk.name and not call["name"]:
+            call["name"] = data["name"] = chunk.name
+        call["arguments"].append(chunk.arguments)
+        data["arguments"] = chunk.arguments
+        await self._streams.append(self.stream_id, TOOL_CALL, data)
+
+    def tool_calls(self) -> list[dict[str, str]]:
+        """The calls so far, assembled, in index order."""
+        return [{"id": call["id"], "name": call["name"], "arguments": "".join(call["arguments"])}
+                for _, call in sorted(self._calls.items())]
+
+    @property
+    def reasoning(self) -> str:
+        if len(self._reasoning) > 1:
+            self._reasoning[:] = ["".join(self._reasoning)]
+        return self._reasoning[0] if self._reasoning else ""
+
+    @property
+    def reasoning_length(self) -> int:
+        return self._reasoning_length
 
     @property
     def length(self) -> int:
@@ -210,7 +268,13 @@ class Generation:
         if event == DONE:
             data.update(summary)
         data["length"] = self._length
-        final = {"content": self.text, "status": status, **summary, **fields}
+        data["reasoning_length"] = self._reasoning_length
+        calls = self.tool_calls()
+        if event == DONE:
+            data["tool_calls"] = calls
+        final = {"content": self.text, "status": status, "reasoning": self.reasoning,
+                 "reasoning_signature": self._signature, "tool_calls": calls or None,
+                 **summary, **fields}
         # Store first, then announce: a client that sees the end and reads the
         # conversation finds the final text and status. Bounded: a hung database must
         # not leave the stream without its end; the write then goes on behind it, so

@@ -111,6 +111,21 @@ async def test_an_orphan_ends_with_the_start_and_text_of_its_summary(redis_port:
             assert 0 < await client.ttl(key) <= 600
 
 
+async def test_an_orphan_keeps_its_reasoning_too(redis_port: int) -> None:
+    async with _log(redis_port) as producer, _log(redis_port) as other:
+        await producer.create("s")
+        await producer.append("s", "start", START)
+        for piece in PIECES[:3]:
+            await producer.append("s", "reasoning", {"text": piece})
+        await producer.append("s", "tool_call", {"index": 0, "id": "call_1", "name": "f",
+                                                 "arguments": "{}"})
+        await producer.append("s", "delta", {"text": "answer"})
+        await producer.close()
+        orphan = await _until(lambda: other.end_orphan("s", "producer_lost", "gone"),
+                              "the other process ended the orphan")
+        assert orphan == Orphan(START, "answer", "".join(PIECES[:3]))
+
+
 async def test_the_summary_heals_when_redis_loses_it_behind_the_producers_back(
         redis_port: int) -> None:
     """A Redis failover, or a reconnect that redis-py hides, can lose the summary without

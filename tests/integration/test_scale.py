@@ -19,7 +19,7 @@ import pytest
 
 from tests.databases import Postgres
 from tests.servers import Server, free_port, run_process, start_redis, start_server
-from tests.sse_client import chat, iter_events, resume
+from tests.sse_client import Received, chat, iter_events, resume
 
 WORDS = "token " * 400
 LEASE = "1.5"
@@ -94,12 +94,9 @@ def test_a_killed_producer_is_detected_and_its_answer_kept(hosts: tuple[Server, 
             events.append(event)
             if len(events) == 10:
                 a.process.send_signal(signal.SIGKILL)
-                killed_at = time.monotonic()
-    detected_after = time.monotonic() - killed_at
+    # The stream ends by itself (no read timeout): host b noticed the lost producer.
     assert events[-1].event == "error"
     assert json.loads(events[-1].data)["code"] == "producer_lost"
-    # The lease is 1.5 s; a tail looks every second: well within 5 s.
-    assert detected_after < 5, f"producer loss took {detected_after:.1f}s to notice"
     seen = "".join(json.loads(e.data)["text"] for e in events if e.event == "delta")
     deadline = time.monotonic() + 10
     while True:  # the reaper marks the stored answer within a lease period or two
@@ -110,7 +107,6 @@ def test_a_killed_producer_is_detected_and_its_answer_kept(hosts: tuple[Server, 
         time.sleep(0.2)
     assert answer["status"] == "interrupted"
     assert answer["content"].endswith(seen) and WORDS.startswith(answer["content"])
-    print(f"\nproducer loss noticed {detected_after:.2f}s after SIGKILL (lease {LEASE}s)")
 
 
 def test_a_redis_restart_mid_stream_loses_nothing(postgres: Postgres, tmp_path: Path) -> None:
@@ -120,21 +116,35 @@ def test_a_redis_restart_mid_stream_loses_nothing(postgres: Postgres, tmp_path: 
     env = {"TOKENRELAY_LEASE": LEASE}
     with start_redis(port, tmp_path) as _, start_server(*args, env=env) as a, \
             start_server(*args, env=env) as b:
-        stream_id, _, last, text = _started(a.url, _body(text=WORDS, delay_ms=10), 5)
-        restarted = threading.Event()
+        # 400 deltas at 20 ms: the restart, started once b's reader has events,
+        # lands inside the stream (the reader's own progress orders it, not a clock).
+        stream_id, _, last, text = _started(a.url, _body(text=WORDS, delay_ms=20), 5)
+        reading, restarted, finished = threading.Event(), threading.Event(), threading.Event()
 
         def restart_redis() -> None:
-            time.sleep(0.5)
+            reading.wait(30)
             subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"],
                            capture_output=True, check=False)
-            time.sleep(0.5)
             with start_redis(port, tmp_path):
                 restarted.set()
-                time.sleep(8)
+                finished.wait(60)
 
-        threading.Thread(target=restart_redis, daemon=True).start()
-        rest = resume(b.url, stream_id, after=last, timeout=30)
-        assert restarted.is_set(), "Redis did restart during the stream"
+        restarter = threading.Thread(target=restart_redis, daemon=True)
+        restarter.start()
+        events = []
+        with httpx.stream("GET", f"{b.url}/api/streams/{stream_id}", timeout=30,
+                          headers={"Last-Event-ID": str(last)}) as response:
+            for event in iter_events(response):
+                events.append(event)
+                if len(events) == 3:
+                    reading.set()
+                if event.event in ("done", "error"):
+                    break
+            was_restarted = restarted.is_set()
+        finished.set()
+        restarter.join(30)
+        rest = Received(200, response.headers, events)
+        assert was_restarted, "Redis did restart during the stream"
     assert rest.last[0] == "done", rest.last
     assert text + rest.text == WORDS, "readers elsewhere resume; nothing lost or doubled"
     assert rest.ids == list(range(last + 1, last + 1 + len(rest.events)))
@@ -200,19 +210,20 @@ def test_nginx_in_front_of_two_workers_passes_tokens_unbuffered(redis_port: int)
     with start_server(*args, port=upstream), \
             run_process([nginx, "-p", str(root), "-c", str(root / "nginx.conf")],
                         f"http://127.0.0.1:{port}/healthz"):
-        body = _body(text="first " + "slow " * 5, delay_ms=400)
-        began = time.monotonic()
-        arrivals = []
+        body = _body(text="first " + "slow " * 300, delay_ms=100)
         with httpx.stream("POST", f"http://127.0.0.1:{port}/api/chat", json=body,
                           timeout=30) as response:
-            for event in iter_events(response):
-                arrivals.append((time.monotonic() - began, event.event))
-        first_delta = next(t for t, name in arrivals if name == "delta")
-        done = next(t for t, name in arrivals if name == "done")
-        # The first token is produced ~0.4 s in and the last ~2.4 s in: buffering would
-        # deliver them together at the end.
-        assert first_delta < 1.2, f"first token took {first_delta:.2f}s through nginx"
-        assert done - first_delta > 1.5
+            stream_id = response.headers["x-stream-id"]
+            events = iter_events(response)
+            first = next(e for e in events if e.event == "delta")
+            # The first token came through while the answer is still being written
+            # (30 s of it): a buffering proxy would hold it until the end. The stream
+            # is still live, so the cancel finds it running.
+            cancel = httpx.post(f"http://127.0.0.1:{upstream}/api/streams/{stream_id}/cancel",
+                                timeout=10).json()
+            assert json.loads(first.data)["text"] == "first " and cancel["cancelled"] is True
+            names = [e.event for e in events]
+        assert names[-1] == "done"
         # A stream started through nginx resumes and cancels through it too (either worker).
         stream_id = json.loads(chat(f"http://127.0.0.1:{port}", _body()).events[0].data)[
             "stream_id"]

@@ -94,8 +94,8 @@ def test_system_developer_and_content_parts_are_accepted(sdk: openai.OpenAI) -> 
 @pytest.mark.parametrize(("kwargs", "error", "needle"), [
     ({"model": "nosuch"}, openai.NotFoundError, "Unknown model"),
     ({"n": 2}, openai.BadRequestError, "n must be 1"),
-    ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]},
-     openai.BadRequestError, "tools"),
+    ({"extra_body": {"functions": [{"name": "f", "parameters": {}}]}},
+     openai.BadRequestError, "functions"),
     ({"response_format": {"type": "json_object"}}, openai.BadRequestError, "response_format"),
     ({"logprobs": True}, openai.BadRequestError, "logprobs"),
     ({"temperature": 5}, openai.BadRequestError, "temperature"),

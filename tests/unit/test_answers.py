@@ -15,19 +15,27 @@ class BatchStore(MemoryStore):
     def __init__(self) -> None:
         super().__init__()
         self.batches: list[dict[str, str]] = []
+        self.reasonings: list[dict[str, str]] = []
 
-    async def update_texts(self, texts: Mapping[str, str]) -> None:
+    async def update_texts(self, texts: Mapping[str, str],
+                           reasoning: Mapping[str, str] | None = None) -> None:
         self.batches.append(dict(texts))
+        self.reasonings.append(dict(reasoning or {}))
 
 
 @dataclass(eq=False)
 class Growing:
     message_id: str
     text: str = ""
+    reasoning: str = ""
 
     @property
     def length(self) -> int:
         return len(self.text)
+
+    @property
+    def reasoning_length(self) -> int:
+        return len(self.reasoning)
 
 
 async def test_one_batch_holds_every_answer_that_grew_and_only_those() -> None:
@@ -58,3 +66,16 @@ async def test_an_answer_that_ended_is_no_longer_written() -> None:
     await asyncio.sleep(0)  # the done callback runs
     answer.text = "late"
     assert await texts.flush() == 0 and store.batches == []
+
+
+async def test_reasoning_that_grows_is_stored_with_its_text() -> None:
+    store = BatchStore()
+    texts = AnswerTexts(store, Background(), interval=3600)
+    answer = Growing("msg_1")
+    running: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    texts.track(answer, running)
+    answer.reasoning = "thinking about it"  # no text yet: a reasoning model's first phase
+    assert await texts.flush() == 1
+    assert store.batches[-1] == {"msg_1": ""}
+    assert store.reasonings[-1] == {"msg_1": "thinking about it"}
+    running.set_result(None)

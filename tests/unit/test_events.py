@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tokenrelay.events import Delta, Done, Error, Start, parse_event
+from tokenrelay.events import Delta, Done, Error, Reasoning, Start, ToolCall, parse_event
 
 
 def test_each_known_event_parses_to_its_type() -> None:
@@ -24,8 +24,22 @@ def test_each_known_event_parses_to_its_type() -> None:
 
 
 def test_an_unknown_event_is_skipped_not_an_error() -> None:
-    # A newer server adds events (reasoning, tool calls): old readers skip them.
-    assert parse_event("reasoning", "5", '{"text": "hmm"}') is None
+    # A newer server adds events: readers skip them.
+    assert parse_event("citation", "5", '{"url": "x"}') is None
+
+
+def test_reasoning_and_tool_call_pieces_parse() -> None:
+    assert parse_event("reasoning", "2", '{"text": "hmm"}') == Reasoning(2, "hmm")
+    first = parse_event("tool_call", "3", json.dumps(
+        {"index": 0, "id": "call_1", "name": "get_weather", "arguments": "{\"ci"}))
+    assert first == ToolCall(3, 0, '{"ci', "call_1", "get_weather")
+    later = parse_event("tool_call", "4", json.dumps({"index": 0, "arguments": 'ty"}'}))
+    assert later == ToolCall(4, 0, 'ty"}')
+    done = parse_event("done", "5", json.dumps({
+        "finish_reason": "tool_calls", "length": 0, "reasoning_length": 3,
+        "tool_calls": [{"id": "call_1", "name": "get_weather", "arguments": '{"city"}'}]}))
+    assert isinstance(done, Done) and done.finish_reason == "tool_calls"
+    assert done.reasoning_length == 3 and done.tool_calls[0]["name"] == "get_weather"
 
 
 def test_missing_optional_fields_take_their_defaults() -> None:

@@ -142,9 +142,10 @@ class CountingStore(MemoryStore):
         self.updates += 1
         await super().update_message(message_id, **changes)  # type: ignore[arg-type]
 
-    async def update_texts(self, texts: Mapping[str, str]) -> None:
+    async def update_texts(self, texts: Mapping[str, str],
+                           reasoning: Mapping[str, str] | None = None) -> None:
         self.batches.append(len(texts))
-        await super().update_texts(texts)
+        await super().update_texts(texts, reasoning)
 
 
 async def test_the_answer_is_stored_at_its_end_never_per_token() -> None:

@@ -438,7 +438,7 @@ def test_an_unknown_option_is_rejected_and_the_valid_ones_named(name: str) -> No
 
     assert caught.value.code == "invalid_option"
     assert name in caught.value.message
-    assert "Valid options: stop_sequences." in caught.value.message
+    assert "Valid options: stop_sequences, thinking_budget." in caught.value.message
 
 
 def test_stop_sequences_is_a_valid_option() -> None:

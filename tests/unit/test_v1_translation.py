@@ -59,7 +59,26 @@ def test_an_error_event_becomes_an_openai_error_object() -> None:
 
 
 def test_unknown_events_translate_to_nothing() -> None:
-    assert _Translator("c", 0, "m", include_usage=False).translate("reasoning", {}) == b""
+    assert _Translator("c", 0, "m", include_usage=False).translate("citation", {}) == b""
+
+
+def test_reasoning_goes_out_under_both_field_names() -> None:
+    [chunk] = _chunks(_Translator("c", 0, "m", include_usage=False).translate(
+        "reasoning", {"text": "hmm"}))
+    assert chunk["choices"][0]["delta"] == {"reasoning_content": "hmm",  # type: ignore[index]
+                                            "reasoning": "hmm"}
+
+
+def test_tool_call_pieces_go_out_as_openai_streams_them() -> None:
+    translator = _Translator("c", 0, "m", include_usage=False)
+    first, later = (_chunks(translator.translate("tool_call", data))[0] for data in (
+        {"index": 1, "id": "call_9", "name": "get_weather", "arguments": '{"ci'},
+        {"index": 1, "arguments": 'ty": "Oslo"}'}))
+    assert first["choices"][0]["delta"] == {"tool_calls": [{  # type: ignore[index]
+        "index": 1, "id": "call_9", "type": "function",
+        "function": {"name": "get_weather", "arguments": '{"ci'}}]}
+    assert later["choices"][0]["delta"] == {"tool_calls": [{  # type: ignore[index]
+        "index": 1, "function": {"arguments": 'ty": "Oslo"}'}}]}
 
 
 @pytest.mark.parametrize("extra", [{"logprobs": True}, {"response_format": {"type": "json_object"}}])

@@ -29,6 +29,7 @@ from tokenrelay.messages import Message
 __all__ = [
     "ChatRequest",
     "Message",
+    "Tool",
     "NoOptions",
     "Provider",
     "ProviderError",
@@ -38,6 +39,20 @@ __all__ = [
 
 ENTRY_POINT_GROUP = "tokenrelay.providers"
 @dataclass(frozen=True, slots=True)
+class Tool:
+    """A function the model may call (OpenAI's function-tool format, flattened):
+    `parameters` is its arguments' JSON Schema."""
+
+    name: str
+    description: str | None = None
+    parameters: Mapping[str, Any] | None = None
+
+
+#: "auto", "none", "required", or {"type": "function", "function": {"name": ...}}
+ToolChoice = str | Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class ChatRequest:
     """What a provider is asked: `model` is the part after `provider/` ("" for default)."""
 
@@ -46,6 +61,11 @@ class ChatRequest:
     max_tokens: int | None = None
     temperature: float | None = None
     options: BaseModel | None = None
+    tools: tuple[Tool, ...] = ()
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    #: OpenAI-style ("minimal", "low", "medium", "high"), for providers that have it
+    reasoning_effort: str | None = None
 
 
 class ProviderError(Exception):
@@ -74,6 +94,14 @@ class Provider(abc.ABC):
     def check(self, model: str) -> None:
         """Raise `TokenrelayError` if a request for `model` cannot be served (say, no
         API key), so that the caller gets a 4xx instead of a stream that fails."""
+
+    def check_tools(self, model: str) -> None:
+        """Raise `TokenrelayError` (`tools_unsupported`) if `model` cannot be offered
+        tools; a provider that can call them overrides this."""
+        raise InvalidRequest(
+            f"This model cannot call tools ({type(self).__name__} has no tool calling): "
+            "leave 'tools' out, or use a model that has them (openai/..., anthropic/...).",
+            code="tools_unsupported", status=400)
 
     def available_models(self, name: str) -> list[str]:
         """Full model names (`name` or `name/model`) this provider can serve now, as

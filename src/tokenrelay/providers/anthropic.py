@@ -14,6 +14,7 @@ option is `stop_sequences`.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,8 +23,8 @@ import anthropic
 from pydantic import BaseModel, ConfigDict, Field
 
 from tokenrelay.errors import TokenrelayError
-from tokenrelay.events import Chunk, Finish, TextDelta, Usage
-from tokenrelay.providers import ChatRequest, Message, Provider, ProviderError
+from tokenrelay.events import Chunk, Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage
+from tokenrelay.providers import ChatRequest, Message, Provider, ProviderError, Tool
 from tokenrelay.providers._transport import TRANSPORT_ERRORS, mid_stream_error
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,10 @@ class AnthropicOptions(BaseModel):
     stop_sequences: list[str] | None = Field(
         None, description="Stop when the model writes one of these strings."
     )
+    thinking_budget: int | None = Field(
+        None, ge=1024, description="Extended thinking: up to this many tokens of reasoning "
+        "(streamed as `reasoning` events); max_tokens must be larger."
+    )
 
 
 class AnthropicProvider(Provider):
@@ -125,6 +130,9 @@ class AnthropicProvider(Provider):
             except TRANSPORT_ERRORS as exc:
                 raise mid_stream_error(exc, "Anthropic") from exc
 
+    def check_tools(self, model: str) -> None:
+        """Claude calls tools; OpenAI-format definitions are translated (`_tools`)."""
+
     async def aclose(self) -> None:
         if self._owns_client and self._client is not None:
             await self._client.close()
@@ -142,6 +150,13 @@ class AnthropicProvider(Provider):
         options = request.options
         if isinstance(options, AnthropicOptions) and options.stop_sequences:
             arguments["stop_sequences"] = list(options.stop_sequences)
+        if isinstance(options, AnthropicOptions) and options.thinking_budget:
+            arguments["thinking"] = {"type": "enabled", "budget_tokens": options.thinking_budget}
+        if request.tools:
+            arguments["tools"] = [_tool(tool) for tool in request.tools]
+            choice = _tool_choice(request.tool_choice, request.parallel_tool_calls)
+            if choice is not None:
+                arguments["tool_choice"] = choice
         if request.temperature is not None and not self._warned_temperature:
             self._warned_temperature = True
             log.warning(
@@ -156,25 +171,98 @@ def _has_credentials(client: anthropic.AsyncAnthropic) -> bool:
     return bool(client.api_key or client.auth_token or client.credentials is not None)
 
 
-def _split_system(messages: tuple[Message, ...]) -> tuple[str, list[dict[str, str]]]:
-    """The Messages API has no `system` role: system text goes in its own parameter."""
+def _split_system(messages: tuple[Message, ...]) -> tuple[str, list[dict[str, Any]]]:
+    """The Messages API has no `system` role: system text goes in its own parameter.
+    Tool results become `tool_result` blocks of a user turn (consecutive ones in one
+    turn, as the API requires); assistant tool calls become `tool_use` blocks."""
     system = "\n\n".join(m.content for m in messages if m.role == "system")
-    turns = [{"role": m.role, "content": m.content} for m in messages if m.role != "system"]
+    turns: list[dict[str, Any]] = []
+    for message in messages:
+        if message.role == "system":
+            continue
+        if message.role == "tool":
+            result = {"type": "tool_result", "tool_use_id": message.tool_call_id,
+                      "content": message.content}
+            if turns and turns[-1]["role"] == "user" and _is_tool_results(turns[-1]):
+                turns[-1]["content"].append(result)
+            else:
+                turns.append({"role": "user", "content": [result]})
+        elif message.role == "assistant" and (message.tool_calls or message.reasoning_signature):
+            turns.append({"role": "assistant", "content": _assistant_blocks(message)})
+        else:
+            turns.append({"role": message.role, "content": message.content})
     return system, turns
+
+
+def _is_tool_results(turn: dict[str, Any]) -> bool:
+    content = turn["content"]
+    return isinstance(content, list) and all(b.get("type") == "tool_result" for b in content)
+
+
+def _assistant_blocks(message: Message) -> list[dict[str, Any]]:
+    """An assistant turn as blocks: its signed thinking first (Anthropic needs it back
+    to continue a tool loop with thinking on), its text, then its tool calls."""
+    blocks: list[dict[str, Any]] = []
+    if message.reasoning_signature:
+        blocks.append({"type": "thinking", "thinking": message.reasoning,
+                       "signature": message.reasoning_signature})
+    if message.content:
+        blocks.append({"type": "text", "text": message.content})
+    for call in message.tool_calls:
+        blocks.append({"type": "tool_use", "id": call.id, "name": call.name,
+                       "input": _arguments_object(call.arguments)})
+    return blocks
+
+
+def _arguments_object(arguments: str) -> Any:
+    try:
+        return json.loads(arguments) if arguments.strip() else {}
+    except ValueError:
+        return {"arguments": arguments}  # the model wrote no JSON: keep what it wrote
+
+
+def _tool(tool: Tool) -> dict[str, Any]:
+    schema = dict(tool.parameters) if tool.parameters else {"type": "object", "properties": {}}
+    return {"name": tool.name, "input_schema": schema,
+            **({"description": tool.description} if tool.description else {})}
+
+
+def _tool_choice(choice: Any, parallel: bool | None) -> dict[str, Any] | None:
+    """OpenAI's tool_choice as Anthropic's: auto, required -> any, none, or one tool."""
+    if choice is None and parallel is not False:
+        return None
+    if isinstance(choice, dict):
+        translated: dict[str, Any] = {"type": "tool",
+                                      "name": (choice.get("function") or {}).get("name", "")}
+    else:
+        translated = {"type": {"required": "any", "none": "none"}.get(choice or "auto", "auto")}
+    if parallel is False and translated["type"] != "none":
+        translated["disable_parallel_tool_use"] = True
+    return translated
 
 
 async def _chunks(events: AsyncIterator[Any]) -> AsyncIterator[Chunk]:
     """Turn raw Messages stream events into chunks. The flow is `message_start`, content
     blocks (start, deltas, stop), `message_delta` (stop reason, usage), `message_stop`
-    (platform.claude.com/docs/en/build-with-claude/streaming); `ping`, thinking and
-    other block types are not part of the answer's text."""
+    (platform.claude.com/docs/en/build-with-claude/streaming). Blocks: `text`,
+    `thinking` (its `thinking_delta`s are reasoning; a `signature_delta` closes it),
+    `tool_use` (id and name at its start, then `input_json_delta` pieces); `ping` and
+    other block types are not part of the answer."""
     input_tokens: int | None = None
     output_tokens: int | None = None
     stop_reason: str | None = None
+    #: content block index -> tool call index (tool calls are numbered from 0)
+    calls: dict[int, int] = {}
     async for event in events:
         if event.type == "content_block_delta":
-            if event.delta.type == "text_delta" and event.delta.text:
-                yield TextDelta(event.delta.text)
+            chunk = _delta(event, calls)
+            if chunk is not None:
+                yield chunk
+        elif event.type == "content_block_start":
+            block = event.content_block
+            if block.type == "tool_use":
+                calls[event.index] = len(calls)
+                yield ToolCallDelta(calls[event.index], block.id, block.name)
         elif event.type == "message_start":
             input_tokens = _input_tokens(event.message.usage)
         elif event.type == "message_delta":
@@ -183,12 +271,31 @@ async def _chunks(events: AsyncIterator[Any]) -> AsyncIterator[Chunk]:
             input_tokens = _input_tokens(event.usage) or input_tokens
         elif event.type == "message_stop":
             yield Usage(input_tokens=input_tokens, output_tokens=output_tokens)
-            yield Finish("length" if stop_reason in _LENGTH_STOPS else "stop")
+            yield Finish(_finish(stop_reason))
             return
     raise ProviderError(
         "upstream_disconnected",
         "Anthropic's stream ended before the answer was complete (no message_stop).",
     )
+
+
+def _delta(event: Any, calls: dict[int, int]) -> Chunk | None:
+    delta = event.delta
+    if delta.type == "text_delta":
+        return TextDelta(delta.text) if delta.text else None
+    if delta.type == "thinking_delta":
+        return ReasoningDelta(delta.thinking) if delta.thinking else None
+    if delta.type == "signature_delta":
+        return ReasoningDelta("", signature=delta.signature)
+    if delta.type == "input_json_delta" and event.index in calls and delta.partial_json:
+        return ToolCallDelta(calls[event.index], arguments=delta.partial_json)
+    return None
+
+
+def _finish(stop_reason: str | None) -> Any:
+    if stop_reason in _LENGTH_STOPS:
+        return "length"
+    return "tool_calls" if stop_reason == "tool_use" else "stop"
 
 
 def _input_tokens(usage: Any) -> int | None:

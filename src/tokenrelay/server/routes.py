@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response
 
 from tokenrelay.errors import TokenrelayError
-from tokenrelay.messages import Message
 from tokenrelay.server.auth import COOKIE, Keys
 from tokenrelay.server.errors import unauthorized
 from tokenrelay.server.responses import EventStreamResponse
@@ -51,10 +50,10 @@ async def chat(
     its beginning, instead of starting a second answer."""
     service = _service(request)
     started = await service.start(ChatInput(
-        messages=[Message(m.role, m.content) for m in body.messages],
+        messages=[m.message() for m in body.messages],
         model=body.model, conversation_id=body.conversation_id,
         max_tokens=body.max_tokens, temperature=body.temperature, options=body.options,
-        idempotency_key=idempotency_key, owner=_owner(request),
+        idempotency_key=idempotency_key, owner=_owner(request), **body.tool_fields(),
     ))
     return _stream_response(service.follow(started), started)
 
@@ -121,6 +120,8 @@ def _conversation_json(conversation: Conversation) -> dict[str, Any]:
                 "error": ({"code": m.error_code, "message": m.error_message}
                           if m.error_code else None),
                 "usage": m.usage, "timings": m.timings,
+                "reasoning": m.reasoning, "tool_calls": m.tool_calls,
+                "tool_call_id": m.tool_call_id,
             }
             for m in conversation.messages
         ],

@@ -18,18 +18,19 @@ from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from tokenrelay.errors import InvalidRequest, TokenrelayError
-from tokenrelay.events import DELTA, DONE, ERROR, START
+from tokenrelay.events import DELTA, DONE, ERROR, REASONING, START, TOOL_CALL
 from tokenrelay.messages import Message
 from tokenrelay.server.responses import EventStreamResponse
+from tokenrelay.server.schemas import ToolCallBody, ToolFields
 from tokenrelay.service import ChatInput, ChatService, StartedStream
 from tokenrelay.sse import PING, Decoder
 
 router = APIRouter(prefix="/v1")
 
-#: OpenAI parameters with no tokenrelay meaning: refused by name, never ignored.
-UNSUPPORTED = ("tools", "tool_choice", "functions", "function_call", "parallel_tool_calls",
-               "logprobs", "top_logprobs", "logit_bias", "audio", "prediction",
-               "web_search_options", "response_format", "modalities")
+#: OpenAI parameters with no tokenrelay meaning: refused by name, never ignored
+#: (`functions`/`function_call` are the legacy form of `tools`: send `tools`).
+UNSUPPORTED = ("functions", "function_call", "logprobs", "top_logprobs", "logit_bias",
+               "audio", "prediction", "web_search_options", "response_format", "modalities")
 #: OpenAI parameters passed to providers whose options have them, dropped for others.
 SAMPLING = ("top_p", "stop", "seed", "presence_penalty", "frequency_penalty")
 #: accepted and without effect here
@@ -44,15 +45,25 @@ class TextPart(BaseModel):
 class V1Message(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    role: Literal["system", "developer", "user", "assistant"]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = None
+    tool_calls: list[ToolCallBody] | None = None
+    tool_call_id: str | None = None
+
+    def message(self) -> Message:
+        if self.role == "tool" and not self.tool_call_id:
+            raise InvalidRequest("A 'tool' message needs the 'tool_call_id' it answers.",
+                                 code="invalid_request")
+        return Message("system" if self.role == "developer" else self.role, _text(self),
+                       tool_calls=tuple(c.call() for c in self.tool_calls or ()),
+                       tool_call_id=self.tool_call_id)
 
 
 class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
-class CompletionBody(BaseModel):
+class CompletionBody(ToolFields):
     # Extra fields are provider options (the SDK's `extra_body`).
     model_config = ConfigDict(extra="allow")
 
@@ -79,7 +90,7 @@ def _refuse_unsupported(body: CompletionBody, extra: dict[str, Any]) -> None:
         refused.remove("response_format")
     if refused:
         raise TokenrelayError(f"Not supported by tokenrelay: {', '.join(refused)}. "
-                              "It streams text answers only.", code="unsupported_parameter")
+                              "Leave them out (for functions, send tools).", code="unsupported_parameter")
     if body.n not in (None, 1):
         raise TokenrelayError("n must be 1: tokenrelay streams one answer per request.",
                               code="unsupported_parameter")
@@ -94,10 +105,10 @@ async def _chat_input(body: CompletionBody, service: ChatService) -> ChatInput:
     candidates = {k: v for k, v in extra.items() if k not in UNSUPPORTED and k not in _IGNORED}
     options = await service.options_for(body.model, candidates, optional=SAMPLING)
     return ChatInput(
-        messages=[Message("system" if m.role == "developer" else m.role, _text(m))
-                  for m in body.messages],
+        messages=[m.message() for m in body.messages],
         model=body.model, max_tokens=body.max_completion_tokens or body.max_tokens,
         temperature=body.temperature, options=options, persist=body.store is not False,
+        **body.tool_fields(),
     )
 
 
@@ -106,6 +117,29 @@ def _usage(done: dict[str, Any]) -> dict[str, int]:
     prompt, completion = usage.get("input_tokens") or 0, usage.get("output_tokens") or 0
     return {"prompt_tokens": prompt, "completion_tokens": completion,
             "total_tokens": prompt + completion}
+
+
+def _tool_call_delta(data: dict[str, Any]) -> dict[str, Any]:
+    """A tool_call event as OpenAI streams it: id, type and name on an index's first
+    piece, then only the next part of the arguments."""
+    function: dict[str, Any] = {"arguments": data.get("arguments", "")}
+    call: dict[str, Any] = {"index": data["index"]}
+    if "id" in data:
+        call.update(id=data["id"], type="function")
+        function = {"name": data.get("name", ""), **function}
+    call["function"] = function
+    return call
+
+
+def _answer_message(text: str, reasoning: str, calls: list[dict[str, str]]) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": text or (None if calls else ""),
+                               "refusal": None}
+    if calls:
+        message["tool_calls"] = [{"id": c["id"], "type": "function", "function": {
+            "name": c["name"], "arguments": c["arguments"]}} for c in calls]
+    if reasoning:
+        message["reasoning_content"] = message["reasoning"] = reasoning
+    return message
 
 
 def _upstream_status(code: str) -> int:
@@ -127,6 +161,12 @@ class _Translator:
     def translate(self, name: str, data: dict[str, Any]) -> bytes:
         if name == DELTA:
             return self._chunk({"content": data["text"]})
+        if name == REASONING:
+            # Both names: DeepSeek's API (and vLLM before 2025) send `reasoning_content`,
+            # vLLM and Ollama now `reasoning`; clients read one or the other.
+            return self._chunk({"reasoning_content": data["text"], "reasoning": data["text"]})
+        if name == TOOL_CALL:
+            return self._chunk({"tool_calls": [_tool_call_delta(data)]})
         if name == START:
             return self._chunk({"role": "assistant", "content": ""})
         if name == DONE:
@@ -193,10 +233,13 @@ async def _chunks(service: ChatService, started: StartedStream,
 async def _complete(service: ChatService, started: StartedStream, completion_id: str,
                     created: int, model: str, headers: dict[str, str]) -> Response:
     parts: list[str] = []
+    thoughts: list[str] = []
     async for events in _events(service, started):
         for name, data in events:  # (a heartbeat is an empty batch)
             if name == DELTA:
                 parts.append(data["text"])
+            elif name == REASONING:
+                thoughts.append(data["text"])
             elif name == ERROR:
                 raise TokenrelayError(data["message"], code=data["code"],
                                       status=_upstream_status(data["code"]))
@@ -206,8 +249,8 @@ async def _complete(service: ChatService, started: StartedStream, completion_id:
                     "model": model,
                     "choices": [{"index": 0, "finish_reason": data["finish_reason"],
                                  "logprobs": None,
-                                 "message": {"role": "assistant", "content": "".join(parts),
-                                             "refusal": None}}],
+                                 "message": _answer_message("".join(parts), "".join(thoughts),
+                                                            data.get("tool_calls") or [])}],
                     "usage": _usage(data),
                 }
                 return Response(orjson.dumps(answer), media_type="application/json",

@@ -22,7 +22,7 @@ from tokenrelay.errors import InvalidRequest, NotFound, TokenrelayError
 from tokenrelay.events import START
 from tokenrelay.generation import Generation
 from tokenrelay.messages import Message
-from tokenrelay.providers import ChatRequest, Provider, Registry
+from tokenrelay.providers import ChatRequest, Provider, Registry, Tool
 from tokenrelay.service import history
 from tokenrelay.service.answers import AnswerTexts
 from tokenrelay.service.background import Background
@@ -38,7 +38,7 @@ from tokenrelay.store import (
 from tokenrelay.streams import StreamInfo, StreamLog, StreamNotFound
 
 __all__ = ["ChatInput", "ChatService", "Conversation", "DEFAULT_OWNER", "Page", "Reading",
-           "StartedStream", "StoredMessage"]
+           "StartedStream", "StoredMessage", "Tool"]
 
 log = logging.getLogger("tokenrelay.service")
 
@@ -105,7 +105,7 @@ class ChatService:
                                  code="no_messages")
         self._limits.check(chat)
         with self._limits.counted(chat.owner):
-            resolved = await self._resolve(chat.model, chat.options)
+            resolved = await self._resolve(chat.model, chat)
             conversation = None
             if chat.conversation_id is not None:
                 conversation = await self.conversation(chat.conversation_id, chat.owner)
@@ -124,8 +124,8 @@ class ChatService:
         new = conversation is None
         if conversation is None:
             conversation = history.new_conversation(chat, resolved.model)
-        turn = Turn.of(conversation, new=new, asked=[(m.role, m.content) for m in chat.messages],
-                       model=resolved.model, stream_id=stream_id)
+        turn = Turn.of(conversation, new=new, asked=list(chat.messages), model=resolved.model,
+                       stream_id=stream_id)
         messages = history.for_answer(conversation, tuple(chat.messages))
         return await self._launch(turn, resolved, messages, chat)
 
@@ -139,17 +139,19 @@ class ChatService:
                                   code="nothing_to_regenerate", status=409)
         self._limits.check(chat)
         with self._generations.regenerating(conversation_id), self._limits.counted(chat.owner):
-            resolved = await self._resolve(chat.model or conversation.model, chat.options)
+            resolved = await self._resolve(chat.model or conversation.model, chat)
             turn = Turn.of(conversation, new=False, asked=(), model=resolved.model,
                            stream_id=new_id("st"), reply_to=last_user.id)
             messages = history.for_regenerate(conversation, last_user)
             return await self._launch(turn, resolved, messages, chat)
 
-    async def _resolve(self, model: str | None, options: Mapping[str, Any]) -> _Resolved:
+    async def _resolve(self, model: str | None, chat: ChatInput) -> _Resolved:
         name = model or self.settings.model
         await self.registry.load(name)
         provider, submodel = self.registry.resolve(name)
-        return _Resolved(name, provider, submodel, self.registry.options(provider, options))
+        if chat.tools:
+            provider.check_tools(submodel)
+        return _Resolved(name, provider, submodel, self.registry.options(provider, chat.options))
 
     async def _launch(self, turn: Turn, resolved: _Resolved, messages: tuple[Message, ...],
                       chat: ChatInput) -> StartedStream:
@@ -170,7 +172,9 @@ class ChatService:
             stream_id=stream_id, message_id=answer.id, provider=resolved.provider,
             request=ChatRequest(
                 model=resolved.submodel, messages=messages, max_tokens=chat.max_tokens,
-                temperature=chat.temperature, options=resolved.options,
+                temperature=chat.temperature, options=resolved.options, tools=chat.tools,
+                tool_choice=chat.tool_choice, parallel_tool_calls=chat.parallel_tool_calls,
+                reasoning_effort=chat.reasoning_effort,
             ),
             streams=self.streams, store=self.store if chat.persist else None,
             abandon_after=self.settings.abandon_after, written=written,

@@ -24,6 +24,10 @@ class Answer(Protocol):
     def length(self) -> int: ...
     @property
     def text(self) -> str: ...
+    @property
+    def reasoning_length(self) -> int: ...
+    @property
+    def reasoning(self) -> str: ...
 
 #: the texts of streaming answers are stored this often
 FLUSH_INTERVAL = 0.5
@@ -47,20 +51,24 @@ class AnswerTexts:
             self._writer = self._background.spawn(self._write_while_streaming(),
                                                   "answer texts", loop=True)
 
-    def _grown(self) -> dict[str, str]:
-        texts = {}
+    def _grown(self) -> tuple[dict[str, str], dict[str, str]]:
+        """The texts and reasonings of the answers that grew since they were stored."""
+        texts, reasonings = {}, {}
         for generation, stored in self._stored.items():
-            if generation.length != stored:
-                self._stored[generation] = generation.length
+            size = generation.length + generation.reasoning_length
+            if size != stored:
+                self._stored[generation] = size
                 texts[generation.message_id] = generation.text
-        return texts
+                reasonings[generation.message_id] = generation.reasoning
+        return texts, reasonings
 
     async def flush(self) -> int:
-        """Store the texts that grew since the last flush, in one batch; how many."""
-        texts = self._grown()
+        """Store the texts (and reasoning) that grew since the last flush, in one
+        batch; how many answers."""
+        texts, reasonings = self._grown()
         if texts:
             try:
-                await self._store.update_texts(texts)
+                await self._store.update_texts(texts, reasonings)
             except Exception:
                 log.exception("could not store the texts of %d streaming answers so far",
                               len(texts))

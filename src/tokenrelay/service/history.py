@@ -3,7 +3,7 @@ conversation a first message starts."""
 
 from __future__ import annotations
 
-from tokenrelay.messages import Message
+from tokenrelay.messages import AssistantToolCall, Message
 from tokenrelay.service.inputs import ChatInput
 from tokenrelay.store import Conversation, StoredMessage, new_id, now
 
@@ -23,7 +23,11 @@ def new_conversation(chat: ChatInput, model: str) -> Conversation:
 
 
 def _message(stored: StoredMessage) -> Message:
-    return Message(stored.role, stored.content)  # type: ignore[arg-type] (a stored role)
+    calls = tuple(AssistantToolCall(c["id"], c["name"], c["arguments"])
+                  for c in stored.tool_calls or ())
+    return Message(stored.role, stored.content, tool_calls=calls,  # type: ignore[arg-type]
+                   tool_call_id=stored.tool_call_id, reasoning=stored.reasoning,
+                   reasoning_signature=stored.reasoning_signature)
 
 
 def for_answer(conversation: Conversation, asked: tuple[Message, ...]) -> tuple[Message, ...]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tokenrelay.messages import Message
+from tokenrelay.providers import Tool, ToolChoice
 from tokenrelay.store import DEFAULT_OWNER
 
 __all__ = ["ChatInput", "Reading", "StartedStream"]
@@ -27,6 +28,11 @@ class ChatInput:
     idempotency_key: str | None = None
     #: False: store nothing of this exchange (the client opted out)
     persist: bool = True
+    #: functions the model may call, and how (OpenAI's semantics)
+    tools: tuple[Tool, ...] = ()
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    reasoning_effort: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

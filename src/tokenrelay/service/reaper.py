@@ -46,9 +46,10 @@ class Reaper:
                 return False  # it ended normally while we looked; its own write follows
         # The stream log may hold more than the last batched write to the store.
         text = max(orphan.text if orphan else "", message.content, key=len)
+        reasoning = max(orphan.reasoning if orphan else "", message.reasoning, key=len)
         await self._store.update_message(
             message.id, if_status="streaming", status="interrupted", content=text,
-            error_code="producer_lost", error_message=PRODUCER_LOST)
+            reasoning=reasoning, error_code="producer_lost", error_message=PRODUCER_LOST)
         return True
 
     async def reap_every(self, interval: float) -> None:

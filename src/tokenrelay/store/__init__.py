@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from tokenrelay.messages import Message
+
 __all__ = [
     "Conversation", "StoredMessage", "Page", "Status", "Store", "Turn", "new_id", "now",
     "encode_cursor", "decode_cursor", "DEFAULT_OWNER",
@@ -56,6 +58,13 @@ class StoredMessage:
     stream_id: str | None = None
     #: for an answer: the user message it answers (regenerate adds answers to it)
     reply_to: str | None = None
+    #: an answer's reasoning, and the signature that closes it (Anthropic's thinking)
+    reasoning: str = ""
+    reasoning_signature: str | None = None
+    #: an assistant message's tool calls, `{"id", "name", "arguments"}` each
+    tool_calls: list[dict[str, str]] | None = None
+    #: a `tool` message: the call it answers
+    tool_call_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -69,15 +78,16 @@ class Conversation:
     messages: list[StoredMessage] = field(default_factory=list)
 
     def history(self) -> list[StoredMessage]:
-        """What the model sees: every message with text, each user message followed
-        only by its latest answer (earlier versions from regenerate are kept, unseen)."""
+        """What the model sees: every message with text or tool calls, each user
+        message followed only by its latest answer (earlier versions from regenerate
+        are kept, unseen)."""
         latest: dict[str, str] = {}
         for message in self.messages:
             if message.role == "assistant" and message.reply_to:
                 latest[message.reply_to] = message.id
         return [
             m for m in self.messages
-            if m.content and m.status != "streaming"
+            if (m.content or m.tool_calls) and m.status != "streaming"
             and not (m.role == "assistant" and m.reply_to and latest[m.reply_to] != m.id)
         ]
 
@@ -94,23 +104,33 @@ class Turn:
     answer: StoredMessage
 
     @classmethod
-    def of(cls, conversation: Conversation, *, new: bool, asked: Sequence[tuple[str, str]],
+    def of(cls, conversation: Conversation, *, new: bool, asked: Sequence[Asked],
            model: str, stream_id: str, reply_to: str | None = None) -> Turn:
-        """The turn for `asked` (role, content pairs), with ids and increasing times.
-        The answer replies to the last asked message when it is the user's, else to
-        `reply_to` (regenerate asks nothing new)."""
+        """The turn for `asked` (messages, or (role, content) pairs), with ids and
+        increasing times. The answer replies to the last asked message when it is the
+        user's, else to `reply_to` (regenerate asks nothing new)."""
         times = increasing_times(len(asked) + 1)
-        asked_messages = [
-            StoredMessage(id=new_id("msg"), conversation_id=conversation.id, role=role,
-                    content=content, created=created)
-            for (role, content), created in zip(asked, times, strict=False)
-        ]
+        asked_messages = [_asked(item, conversation.id, created)
+                          for item, created in zip(asked, times, strict=False)]
         if asked_messages and asked_messages[-1].role == "user":
             reply_to = asked_messages[-1].id
-        answer = StoredMessage(id=new_id("msg"), conversation_id=conversation.id, role="assistant",
-                         content="", created=times[-1], model=model, status="streaming",
-                         stream_id=stream_id, reply_to=reply_to)
+        answer = StoredMessage(id=new_id("msg"), conversation_id=conversation.id,
+                               role="assistant", content="", created=times[-1], model=model,
+                               status="streaming", stream_id=stream_id, reply_to=reply_to)
         return cls(conversation, new, asked_messages, answer)
+
+
+#: a message a request sends: a chat message, or a (role, content) pair
+Asked = Message | tuple[str, str]
+
+
+def _asked(item: Asked, conversation_id: str, created: datetime) -> StoredMessage:
+    if isinstance(item, tuple):
+        item = Message(item[0], item[1])  # type: ignore[arg-type]
+    calls = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in item.tool_calls]
+    return StoredMessage(id=new_id("msg"), conversation_id=conversation_id, role=item.role,
+                         content=item.content, created=created, tool_calls=calls or None,
+                         tool_call_id=item.tool_call_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,13 +192,18 @@ class Store(abc.ABC):
     async def update_message(self, message_id: str, *, if_status: Status | None = None,
                              **changes: Any) -> None:
         """Set the given fields (content, status, error_code, error_message, usage,
-        timings) of an assistant message; with `if_status`, only while it has it."""
+        timings, reasoning, reasoning_signature, tool_calls) of an assistant message;
+        with `if_status`, only while it has it."""
 
-    async def update_texts(self, texts: Mapping[str, str]) -> None:
-        """Set the text of many answers still `streaming` (message id -> text), in one
-        transaction where the store has them; an answer that has ended keeps its own."""
+    async def update_texts(self, texts: Mapping[str, str],
+                           reasoning: Mapping[str, str] | None = None) -> None:
+        """Set the text (and reasoning) of many answers still `streaming` (message id
+        -> text), in one transaction where the store has them; an answer that has
+        ended keeps its own."""
+        reasoning = reasoning or {}
         for message_id, text in texts.items():
-            await self.update_message(message_id, if_status="streaming", content=text)
+            await self.update_message(message_id, if_status="streaming", content=text,
+                                      reasoning=reasoning.get(message_id, ""))
 
     @abc.abstractmethod
     async def claim_idempotency_key(self, *, owner: str, key: str, stream_id: str) -> str | None:

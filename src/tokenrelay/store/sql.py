@@ -45,6 +45,8 @@ def _message(row: Any) -> StoredMessage:
         created=_utc(row.created), model=row.model, status=row.status,
         error_code=row.error_code, error_message=row.error_message, usage=row.usage,
         timings=row.timings, stream_id=row.stream_id, reply_to=row.reply_to,
+        reasoning=row.reasoning or "", reasoning_signature=row.reasoning_signature,
+        tool_calls=row.tool_calls, tool_call_id=row.tool_call_id,
     )
 
 
@@ -53,7 +55,8 @@ def _row(message: StoredMessage) -> dict[str, Any]:
         "id": message.id, "conversation_id": message.conversation_id, "role": message.role,
         "content": message.content, "model": message.model, "status": message.status,
         "stream_id": message.stream_id, "reply_to": message.reply_to,
-        "created": message.created,
+        "created": message.created, "reasoning": message.reasoning,
+        "tool_calls": message.tool_calls, "tool_call_id": message.tool_call_id,
     }
 
 
@@ -212,16 +215,19 @@ class SqlStore(Store):
         async with self._engine.begin() as connection:
             await connection.execute(query.values(**changes))
 
-    async def update_texts(self, texts: Mapping[str, str]) -> None:
+    async def update_texts(self, texts: Mapping[str, str],
+                           reasoning: Mapping[str, str] | None = None) -> None:
         # One statement run for all (executemany) in one transaction: the texts of a
         # thousand streaming answers cost one round trip, not a thousand.
+        reasoning = reasoning or {}
         query = (messages.update()
                  .where(messages.c.id == sa.bindparam("message_id"),
                         messages.c.status == "streaming")
-                 .values(content=sa.bindparam("text")))
+                 .values(content=sa.bindparam("text"), reasoning=sa.bindparam("thought")))
         async with self._engine.begin() as connection:
-            await connection.execute(query, [{"message_id": message_id, "text": text}
-                                             for message_id, text in texts.items()])
+            await connection.execute(query, [
+                {"message_id": message_id, "text": text, "thought": reasoning.get(message_id, "")}
+                for message_id, text in texts.items()])
 
     async def release_idempotency_key(self, *, owner: str, key: str, stream_id: str) -> None:
         async with self._engine.begin() as connection:

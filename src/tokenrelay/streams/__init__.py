@@ -26,10 +26,12 @@ class StreamExists(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Orphan:
-    """A stream ended for its lost producer: its `start` data and the text it had."""
+    """A stream ended for its lost producer: its `start` data, and the text and
+    reasoning it had."""
 
     start: dict[str, Any]
     text: str
+    reasoning: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ import orjson
 from redis.asyncio.client import Pipeline
 from redis.exceptions import NoScriptError
 
-from tokenrelay.events import DELTA, START
+from tokenrelay.events import DELTA, REASONING, START
 from tokenrelay.streams import Orphan
 from tokenrelay.streams.redis import keys
 
@@ -36,7 +36,8 @@ log = logging.getLogger("tokenrelay.streams.redis")
 #: fields that hold an event's whole data, as JSON: event -> field
 WHOLE: Final[dict[str, str]] = {START: "start"}
 #: fields that join a string from each such event's data: event -> (field, data key)
-ACCUMULATED: Final[dict[str, tuple[str, str]]] = {DELTA: ("text", "text")}
+ACCUMULATED: Final[dict[str, tuple[str, str]]] = {DELTA: ("text", "text"),
+                                                   REASONING: ("reasoning", "text")}
 #: the field naming the last event the summary includes
 COVERS: Final = "covers"
 #: the answer's text, whose length also rides in each entry (entries.py)
@@ -139,4 +140,5 @@ def read(stored: dict[bytes, bytes]) -> Orphan:
     """The orphan's part of a summary, from HGETALL (empty for an unknown stream)."""
     start = stored.get(WHOLE[START].encode())
     return Orphan(orjson.loads(start) if start is not None else {},
-                  stored.get(_TEXT.encode(), b"").decode())
+                  stored.get(_TEXT.encode(), b"").decode(),
+                  stored.get(ACCUMULATED[REASONING][0].encode(), b"").decode())
