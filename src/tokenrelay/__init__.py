@@ -21,8 +21,10 @@ from tokenrelay.client import (
     StreamInterrupted,
     StreamMismatch,
 )
-from tokenrelay.events import Delta, Done, Error, Finish, Start, StreamEvent, TextDelta, Usage
-from tokenrelay.messages import Message
+from tokenrelay.events import (
+    Delta, Done, Error, Finish, Reasoning, Start, StreamEvent, TextDelta, ToolCall, Usage,
+)
+from tokenrelay.messages import AssistantToolCall, Message
 from tokenrelay.sse import Decoder, Event
 
 if TYPE_CHECKING:
@@ -34,6 +36,7 @@ _SERVER_SIDE = {"ChatRequest": "tokenrelay.providers", "Provider": "tokenrelay.p
 
 __all__ = [
     "APIError",
+    "AssistantToolCall",
     "AsyncChatStream",
     "AsyncClient",
     "ChatRequest",
@@ -48,12 +51,14 @@ __all__ = [
     "Message",
     "Provider",
     "ProviderError",
+    "Reasoning",
     "Start",
     "StreamEvent",
     "StreamFailed",
     "StreamInterrupted",
     "StreamMismatch",
     "TextDelta",
+    "ToolCall",
     "Usage",
 ]
 

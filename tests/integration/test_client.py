@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tokenrelay import (
-    APIError, AsyncClient, Client, Delta, Done, Start, StreamFailed, StreamInterrupted,
+    APIError, AsyncClient, Client, Delta, Done, Message, Start, StreamFailed, StreamInterrupted,
 )
 from tests.proxy import cutting_proxy
 from tests.servers import Server
@@ -253,3 +253,46 @@ def test_regenerate_streams_a_new_answer_and_keeps_the_old(server: Server) -> No
         messages = client.conversation(first.conversation_id)["messages"]
     assert [(m["role"], m["content"]) for m in messages] == [
         ("user", "again please"), ("assistant", "one"), ("assistant", "two")]
+
+
+SCRIPT = {"reasoning": "Paris first, then Oslo.", "text": "Checking.",
+          "tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}},
+                         {"name": "get_weather", "arguments": {"city": "Oslo"}}]}
+WEATHER = {"type": "function", "function": {"name": "get_weather",
+                                            "parameters": {"type": "object"}}}
+
+
+def test_reasoning_and_tool_calls_through_a_cutting_proxy(server: Server) -> None:
+    with cutting_proxy(_port(server), cut_after=400, cuts=3) as proxy, \
+            Client(proxy.url, backoff=0.01) as client:
+        stream = client.chat("Weather?", model="scripted", tools=[WEATHER],
+                             options={**SCRIPT, "delay_ms": 1})
+        kinds = {type(event).__name__ for event in stream}
+        assert proxy.cut == 3, "the proxy really cut the connections"
+        assert {"Reasoning", "ToolCall", "Done"} <= kinds
+        assert stream.reasoning() == SCRIPT["reasoning"] and stream.text() == SCRIPT["text"]
+        calls = stream.tool_calls()
+    assert [(c.name, c.arguments) for c in calls] == [
+        ("get_weather", '{"city": "Paris"}'), ("get_weather", '{"city": "Oslo"}')]
+    assert all(c.id.startswith("call_") for c in calls)
+    assert stream.end is not None and stream.end.finish_reason == "tool_calls"
+
+
+async def test_the_async_stream_assembles_the_same_calls(server: Server) -> None:
+    async with AsyncClient(server.url) as client:
+        stream = client.chat("Weather?", model="scripted", tools=[WEATHER], options=SCRIPT)
+        calls = await stream.tool_calls()
+        assert await stream.reasoning() == SCRIPT["reasoning"]
+    assert [c.arguments for c in calls] == ['{"city": "Paris"}', '{"city": "Oslo"}']
+
+
+def test_a_tool_result_goes_back_as_a_message(server: Server) -> None:
+    with Client(server.url) as client:
+        first = client.chat("Weather?", model="scripted", tools=[WEATHER], options=SCRIPT)
+        call = first.tool_calls()[0]
+        follow = client.chat([Message("tool", "18 °C", tool_call_id=call.id)], model="scripted",
+                             conversation_id=first.conversation_id)
+        assert follow.text()
+        stored = client.conversation(first.conversation_id or "")
+    assert [m["role"] for m in stored["messages"]] == ["user", "assistant", "tool", "assistant"]
+    assert stored["messages"][1]["tool_calls"][0]["id"] == call.id

@@ -12,6 +12,7 @@ import httpx
 from tokenrelay.client._base import DEFAULT_URL, BaseClient, BaseStream, Call, T, http_options
 from tokenrelay.client._reading import Cut, Reading, is_event_stream
 from tokenrelay.events import StreamEvent
+from tokenrelay.messages import AssistantToolCall
 
 
 class AsyncChatStream(BaseStream):
@@ -32,6 +33,16 @@ class AsyncChatStream(BaseStream):
         async for _ in self:
             pass
         return self._outcome()
+
+    async def reasoning(self) -> str:
+        """Read to the end; the model's whole reasoning ("" for a model without)."""
+        await self.text()
+        return self._reading.reasoning()
+
+    async def tool_calls(self) -> list[AssistantToolCall]:
+        """Read to the end; the tool calls the model asked for, assembled."""
+        await self.text()
+        return self._reading.tool_calls()
 
     async def _read(self) -> AsyncIterator[StreamEvent]:
         reading = self._reading

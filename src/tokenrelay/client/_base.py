@@ -35,11 +35,20 @@ class Call(Generic[T]):
         return self.parse(response.json() if response.content else None)
 
 
-def _messages(messages: MessagesLike) -> list[dict[str, str]]:
+def _message(message: Message) -> dict[str, Any]:
+    """A message as /api/chat takes it (tool calls in OpenAI's format)."""
+    body: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.tool_calls:
+        body["tool_calls"] = [call.openai() for call in message.tool_calls]
+    if message.tool_call_id is not None:
+        body["tool_call_id"] = message.tool_call_id
+    return body
+
+
+def _messages(messages: MessagesLike) -> list[dict[str, Any]]:
     if isinstance(messages, str):
         return [{"role": "user", "content": messages}]
-    return [{"role": m.role, "content": m.content} if isinstance(m, Message) else dict(m)
-            for m in messages]
+    return [_message(m) if isinstance(m, Message) else dict(m) for m in messages]
 
 
 def _fields(**fields: Any) -> dict[str, Any]:
@@ -93,6 +102,11 @@ class BaseStream:
         return self._reading.text()
 
     @property
+    def received_reasoning(self) -> str:
+        """The reasoning read so far."""
+        return self._reading.reasoning()
+
+    @property
     def end(self) -> Done | Error | None:
         """How the answer ended (`Done` or `Error`); None while it has not been read to
         its end."""
@@ -117,12 +131,19 @@ class BaseClient(Generic[S]):
     def chat(self, messages: MessagesLike, *, model: str | None = None,
              conversation_id: str | None = None, max_tokens: int | None = None,
              temperature: float | None = None, options: Mapping[str, Any] | None = None,
-             idempotency_key: str | None = None) -> S:
+             idempotency_key: str | None = None,
+             tools: Sequence[Mapping[str, Any]] | None = None,
+             tool_choice: str | Mapping[str, Any] | None = None,
+             parallel_tool_calls: bool | None = None,
+             reasoning_effort: str | None = None) -> S:
         """Start an answer. Nothing is sent until you iterate (or call `.text()`).
-        The POST carries an Idempotency-Key, so that it can be sent again safely."""
+        The POST carries an Idempotency-Key, so that it can be sent again safely.
+        `tools` are OpenAI function tools (`{"type": "function", "function": {...}}`)."""
         body = {"messages": _messages(messages), **_fields(
             model=model, conversation_id=conversation_id, max_tokens=max_tokens,
-            temperature=temperature, options=options)}
+            temperature=temperature, options=options,
+            tools=list(tools) if tools is not None else None, tool_choice=tool_choice,
+            parallel_tool_calls=parallel_tool_calls, reasoning_effort=reasoning_effort)}
         request = self._http.build_request("POST", "/api/chat", json=body, headers={
             "Idempotency-Key": idempotency_key or str(uuid.uuid4())})
         return self._stream_class(self, self._reading(request))

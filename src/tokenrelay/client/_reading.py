@@ -13,7 +13,10 @@ from dataclasses import dataclass
 import httpx
 
 from tokenrelay.client._errors import StreamInterrupted, StreamMismatch, raise_for
-from tokenrelay.events import Delta, Done, Error, Start, StreamEvent, parse_event
+from tokenrelay.events import (
+    Delta, Done, Error, Reasoning, Start, StreamEvent, ToolCall, parse_event,
+)
+from tokenrelay.messages import AssistantToolCall
 from tokenrelay.sse import Decoder
 
 #: a proxy's answer while a backend restarts: worth another try
@@ -68,6 +71,9 @@ class Reading:
         self.events: list[StreamEvent] = []
         self.parts: list[str] = []
         self.length = 0
+        self.reasoning_parts: list[str] = []
+        #: tool calls by index: [id, name, argument pieces]
+        self.calls: dict[int, list] = {}
         self.end: Done | Error | None = None
         self._cuts = 0  # consecutive cuts without an event in between
         self._decoder = Decoder()
@@ -78,6 +84,14 @@ class Reading:
 
     def text(self) -> str:
         return "".join(self.parts)
+
+    def reasoning(self) -> str:
+        return "".join(self.reasoning_parts)
+
+    def tool_calls(self) -> list[AssistantToolCall]:
+        """The calls read so far, assembled, in index order."""
+        return [AssistantToolCall(call_id, name, "".join(pieces))
+                for _, (call_id, name, pieces) in sorted(self.calls.items())]
 
     # --- what to send, and what its answer means -------------------------------------
 
@@ -142,6 +156,11 @@ class Reading:
         if isinstance(event, Delta):
             self.parts.append(event.text)
             self.length += len(event.text)
+        elif isinstance(event, Reasoning):
+            self.reasoning_parts.append(event.text)
+        elif isinstance(event, ToolCall):
+            call = self.calls.setdefault(event.index, [event.call_id or "", event.name or "", []])
+            call[2].append(event.arguments)
         elif isinstance(event, Start):
             self.start_event = event
             self.stream_id = event.stream_id

@@ -12,6 +12,7 @@ import httpx
 from tokenrelay.client._base import DEFAULT_URL, BaseClient, BaseStream, Call, T, http_options
 from tokenrelay.client._reading import Cut, Reading, is_event_stream
 from tokenrelay.events import StreamEvent
+from tokenrelay.messages import AssistantToolCall
 
 
 class ChatStream(BaseStream):
@@ -30,6 +31,16 @@ class ChatStream(BaseStream):
         for _ in self:
             pass
         return self._outcome()
+
+    def reasoning(self) -> str:
+        """Read to the end; the model's whole reasoning ("" for a model without)."""
+        self.text()
+        return self._reading.reasoning()
+
+    def tool_calls(self) -> list[AssistantToolCall]:
+        """Read to the end; the tool calls the model asked for, assembled."""
+        self.text()
+        return self._reading.tool_calls()
 
     def _read(self) -> Iterator[StreamEvent]:
         reading = self._reading
