@@ -24,5 +24,9 @@ export default defineConfig({
   test: {
     environment: "jsdom",
     include: ["test/**/*.test.ts"],
+    // The property tests do a fixed amount of work (fast-check runs); Vitest's 5 s
+    // default is a wall-clock limit that two busy cores can cross (seen once). A hang
+    // still fails, later.
+    testTimeout: 60_000,
   },
 });
