@@ -49,9 +49,12 @@ class Generation:
         keep: Callable[[asyncio.Future[Any]], None],
         abandon_after: float | None = None,
         written: asyncio.Future[None] | None = None,
+        dropped: int = 0,
     ):
         self.stream_id = stream_id
         self.message_id = message_id
+        #: earlier messages the provider left out to fit its context (said in `done`)
+        self._dropped = dropped
         self._provider = provider
         self._request = request
         self._streams = streams
@@ -272,6 +275,7 @@ class Generation:
         calls = self.tool_calls()
         if event == DONE:
             data["tool_calls"] = calls
+            data["messages_dropped"] = self._dropped
         final = {"content": self.text, "status": status, "reasoning": self.reasoning,
                  "reasoning_signature": self._signature, "tool_calls": calls or None,
                  **summary, **fields}

@@ -28,6 +28,7 @@ from tokenrelay.messages import Message
 
 __all__ = [
     "ChatRequest",
+    "Fitted",
     "Message",
     "Tool",
     "NoOptions",
@@ -66,6 +67,15 @@ class ChatRequest:
     parallel_tool_calls: bool | None = None
     #: OpenAI-style ("minimal", "low", "medium", "high"), for providers that have it
     reasoning_effort: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fitted:
+    """A request as the model can take it (`Provider.fit`)."""
+
+    request: ChatRequest
+    #: earlier messages left out so that the rest fits the model's context window
+    dropped: int = 0
 
 
 class ProviderError(Exception):
@@ -117,6 +127,13 @@ class Provider(abc.ABC):
         """Yield the answer as chunks; raise `ProviderError` for upstream failures.
 
         Cancelling the consuming task must stop the work within one token."""
+
+    async def fit(self, request: ChatRequest) -> Fitted:
+        """The request as the model can take it: a provider that knows its context
+        window leaves the oldest turns out (keeping system prompts and the newest) and
+        raises `TokenrelayError` (`context_length_exceeded`, 400) when even the newest
+        message cannot fit. Called before the stream starts. Default: as it is."""
+        return Fitted(request)
 
     async def warm(self, model: str) -> None:
         """Get ready to serve `model` (load weights) before the first request asks."""

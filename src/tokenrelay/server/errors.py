@@ -64,6 +64,8 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 
 async def _tokenrelay_error(request: Request, exc: TokenrelayError) -> JSONResponse:
+    # An expected refusal: one line for the operator, no traceback.
+    log.info("%s %s refused: %d %s", request.method, request.url.path, exc.status, exc.code)
     response = error_response(_openai_status(request, exc.status, exc.code), exc.code, exc.message)
     if exc.retry_after is not None:
         response.headers["Retry-After"] = str(exc.retry_after)

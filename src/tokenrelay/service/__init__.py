@@ -158,6 +158,14 @@ class ChatService:
         answer, conversation = turn.answer, turn.conversation
         stream_id = answer.stream_id
         assert stream_id is not None
+        # Fitted to the model's context before anything exists: a message that cannot
+        # fit is a 400 (context_length_exceeded), never a stream that fails.
+        fitted = await resolved.provider.fit(ChatRequest(
+            model=resolved.submodel, messages=messages, max_tokens=chat.max_tokens,
+            temperature=chat.temperature, options=resolved.options, tools=chat.tools,
+            tool_choice=chat.tool_choice, parallel_tool_calls=chat.parallel_tool_calls,
+            reasoning_effort=chat.reasoning_effort,
+        ))
         # The stream (and, with Redis, its lease) exists before the answer's row does,
         # so a reaper never finds a `streaming` answer without a live producer.
         await self.streams.create(stream_id, chat.owner)
@@ -170,12 +178,7 @@ class ChatService:
         written = asyncio.ensure_future(self.store.add_turn(turn)) if chat.persist else None
         generation = Generation(
             stream_id=stream_id, message_id=answer.id, provider=resolved.provider,
-            request=ChatRequest(
-                model=resolved.submodel, messages=messages, max_tokens=chat.max_tokens,
-                temperature=chat.temperature, options=resolved.options, tools=chat.tools,
-                tool_choice=chat.tool_choice, parallel_tool_calls=chat.parallel_tool_calls,
-                reasoning_effort=chat.reasoning_effort,
-            ),
+            request=fitted.request, dropped=fitted.dropped,
             streams=self.streams, store=self.store if chat.persist else None,
             abandon_after=self.settings.abandon_after, written=written,
             keep=self.background.keep,
