@@ -307,3 +307,16 @@ def test_a_stream_nobody_reads_keeps_generating_by_default(server: Server) -> No
     rest = resume(server.url, stream_id, after=2)
     assert rest.last[0] == "done" and rest.last[1]["finish_reason"] == "stop"
     assert rest.last[1]["length"] == len("word " * 50)
+
+
+def test_models_are_listed_with_readable_labels_and_no_test_model_by_default() -> None:
+    with start_server("--database", "memory") as plain:  # the bundled model's server
+        listed = httpx.get(f"{plain.url}/api/models", timeout=60).json()
+    assert listed["default"] == "local" and "scripted" not in listed["models"]
+    assert listed["labels"]["local"] == "SmolLM2 135M · local CPU"
+
+
+def test_a_server_started_for_the_test_model_lists_it(server: Server) -> None:
+    listed = httpx.get(f"{server.url}/api/models", timeout=60).json()
+    assert listed["models"][0] == "scripted" == listed["default"]
+    assert listed["labels"]["scripted"].startswith("Scripted")

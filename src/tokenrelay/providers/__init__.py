@@ -113,6 +113,10 @@ class Provider(abc.ABC):
             "leave 'tools' out, or use a model that has them (openai/..., anthropic/...).",
             code="tools_unsupported", status=400)
 
+    def label(self, model: str) -> str | None:
+        """A readable name for `model` (the part after `provider/`), for a picker."""
+        return None
+
     def available_models(self, name: str) -> list[str]:
         """Full model names (`name` or `name/model`) this provider can serve now, as
         known without a network call; what a model picker offers."""
@@ -203,6 +207,15 @@ class Registry:
             )
         self._instances[name] = provider
         return provider
+
+    def label(self, model: str) -> str:
+        """A readable name for the full model name `model`: its provider's, or the name."""
+        name, _, sub = model.partition("/")
+        provider = self._instances.get(name)
+        try:
+            return (provider.label(sub) if provider else None) or model
+        except Exception:  # a broken plugin still gets its name shown
+            return model
 
     def available_models(self) -> list[str]:
         models: list[str] = []

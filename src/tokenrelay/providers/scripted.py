@@ -95,6 +95,14 @@ class ScriptedProvider(Provider):
     def check_tools(self, model: str) -> None:
         """Tools are accepted; the calls it makes are its `tool_calls` option."""
 
+    def available_models(self, name: str) -> list[str]:
+        """Not offered to a picker (issue 14: a new user picked it and got word salad);
+        a server started with --model scripted lists it, as its default."""
+        return []
+
+    def label(self, model: str) -> str:
+        return "Scripted (deterministic test model)"
+
     async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
         options = request.options
         if not isinstance(options, ScriptedOptions):

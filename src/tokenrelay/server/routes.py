@@ -179,9 +179,12 @@ async def regenerate(conversation_id: str, request: Request,
 
 @router.get("/api/models")
 async def models(request: Request) -> dict[str, Any]:
-    """The models this server can serve now, and the one used when a request names none."""
+    """The models this server can serve now, and the one used when a request names none;
+    `labels` gives each a readable name for a picker."""
     service = _service(request)
-    return {"default": service.default_model, "models": await service.models()}
+    models = await service.models()
+    return {"default": service.default_model, "models": models,
+            "labels": service.labels(models)}
 
 
 @router.get("/api/session")

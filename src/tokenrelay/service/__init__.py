@@ -250,6 +250,10 @@ class ChatService:
         default = self.settings.model
         return [default, *(m for m in available if m != default)]
 
+    def labels(self, models: list[str]) -> dict[str, str]:
+        """A readable name for each of `models` ("SmolLM2 135M · local CPU")."""
+        return {model: self.registry.label(model) for model in models}
+
     async def options_for(self, model: str, options: Mapping[str, Any], *,
                           optional: Collection[str] = ()) -> dict[str, Any]:
         """`options` for `model`, less those named in `optional` that its provider has
