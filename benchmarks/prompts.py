@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import re
 import statistics
 import sys
@@ -146,10 +147,15 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="default", choices=sorted(CONFIGS))
     parser.add_argument("--limit", type=int, default=None, help="only the first N prompts")
+    parser.add_argument("--answers", type=Path, default=None, metavar="FILE",
+                        help="write every answer (prompt, text, finish, tokens) to FILE as JSON")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT / "src"))
     print(f"{len(PROMPTS[:args.limit])} prompts, config {args.config}", flush=True)
     answers = asyncio.run(run(CONFIGS[args.config], args.limit))
+    if args.answers is not None:
+        args.answers.write_text(json.dumps([vars(a) for a in answers], indent=1,
+                                           ensure_ascii=False))
     print("| config | prompts | ended by themselves | hit the limit | repeat themselves | "
           "characters p50 / p90 / max | tokens p50 | time |")
     print("|---|--:|--:|--:|--:|--:|--:|--:|")

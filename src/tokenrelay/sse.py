@@ -17,7 +17,10 @@ __all__ = ["Event", "Decoder", "encode", "encode_json", "comment", "retry", "PIN
 # encoder splits on all three and writes one `data:` line per line.
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
-PING = b": ping\n\n"
+#: the heartbeat: a comment line alone, with no blank line after it. A blank line after
+#: a comment dispatches nothing by the spec, but some parsers (httpx-sse,
+#: @microsoft/fetch-event-source) hand on an empty event for it (issue 15).
+PING = b": ping\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,40 +34,44 @@ class Event:
 
 
 def encode(data: str, *, event: str | None = None, id: str | int | None = None) -> bytes:
-    """Encode one event to bytes. `data` may hold any text, line breaks included."""
+    """Encode one event to bytes. `data` may hold any text, line breaks included.
+    `id` is the last field: a reader that records an id as soon as it reads its line
+    (fetch-event-source) must not count an event cut off after it (issue 15)."""
     parts: list[str] = []
-    if id is not None:
-        id = str(id)
-        if _LINE_BREAK.search(id) or "\0" in id:
-            # §9.2.6: an id with NUL is ignored by the reader; a line break would end it.
-            raise ValueError("an SSE id may not contain CR, LF or NUL")
-        parts.append(f"id: {id}\n")
     if event is not None:
         if _LINE_BREAK.search(event):
             raise ValueError("an SSE event name may not contain CR or LF")
         parts.append(f"event: {event}\n")
     for line in _LINE_BREAK.split(data):
         parts.append(f"data: {line}\n")
+    if id is not None:
+        id = str(id)
+        if _LINE_BREAK.search(id) or "\0" in id:
+            # §9.2.6: an id with NUL is ignored by the reader; a line break would end it.
+            raise ValueError("an SSE id may not contain CR, LF or NUL")
+        parts.append(f"id: {id}\n")
     parts.append("\n")
     return "".join(parts).encode()
 
 
 def comment(text: str = "") -> bytes:
-    """A comment line; readers ignore it, proxies see traffic (used as a heartbeat)."""
-    return b"".join(b": " + line.encode() + b"\n" for line in _LINE_BREAK.split(text)) + b"\n"
+    """Comment lines; readers ignore them, proxies see traffic (used as a heartbeat).
+    No blank line follows (see PING)."""
+    return b"".join(b": " + line.encode() + b"\n" for line in _LINE_BREAK.split(text))
 
 
 def encode_json(data: bytes, event: str, id: int) -> bytes:
     """The fast path for stream events: `data` is compact JSON, which holds no raw CR
-    or LF (JSON escapes them), so it is a single `data:` line."""
-    return b"id: %d\nevent: %s\ndata: %s\n\n" % (id, event.encode(), data)
+    or LF (JSON escapes them), so it is a single `data:` line; `id` last (see encode)."""
+    return b"event: %s\ndata: %s\nid: %d\n\n" % (event.encode(), data, id)
 
 
 def retry(ms: int) -> bytes:
-    """Set the client's reconnection time. Alone before a blank line it dispatches nothing."""
+    """The `retry:` field that sets the client's reconnection time, to put in the first
+    event's block (a block of its own is an empty event to some parsers: issue 15)."""
     if ms < 0:
         raise ValueError("retry must be a non-negative number of milliseconds")
-    return b"retry: %d\n\n" % ms
+    return b"retry: %d\n" % ms
 
 
 class Decoder:

@@ -27,31 +27,22 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "tokenrelay"
 # Response bodies captured from `tokenrelay serve --model scripted` (POST /api/chat with
 # options {"text": "Hello, wörld 🌊"}, then {"text": "a b c", "fail_after": 2}).
 ANSWER = (
-    b'retry: 1000\n\n'
-    b'id: 1\nevent: start\ndata: {"stream_id":"st_bf02d46154c3f8000bce1914","conversation_id":'
-    b'"conv_57e4e630975e94ae3f8a25bf","message_id":"msg_6188eb8dd975527c3b01d7f4",'
-    b'"model":"scripted"}\n\n'
-    b'id: 2\nevent: delta\ndata: {"text":"Hello, "}\n\n'
-    b'id: 3\nevent: delta\ndata: {"text":"w\xc3\xb6rld "}\n\n'
-    b'id: 4\nevent: delta\ndata: {"text":"\xf0\x9f\x8c\x8a"}\n\n'
-    b'id: 5\nevent: done\ndata: {"finish_reason":"stop","usage":{"input_tokens":1,'
-    b'"output_tokens":3},"timings":{"ttft_ms":6.051,"tokens_per_s":7430.5,"total_ms":6.32},'
-    b'"length":14}\n\n'
+    b'retry: 1000\nevent: start\ndata: {"stream_id":"st_6d44f648034b0ea54ca1a23d","conversation_id":"conv_eaa9cdce99e86c99eda28358","message_id":"msg_7332f35e301d76ff6f100281","model":"scripted","title":"hi"}\nid: 1\n\n'
+    b'event: delta\ndata: {"text":"Hello, "}\nid: 2\n\n'
+    b'event: delta\ndata: {"text":"w\xc3\xb6rld "}\nid: 3\n\n'
+    b'event: delta\ndata: {"text":"\xf0\x9f\x8c\x8a"}\nid: 4\n\n'
+    b'event: done\ndata: {"finish_reason":"stop","usage":{"input_tokens":1,"output_tokens":3},"timings":{"ttft_ms":1.019,"tokens_per_s":10611.71,"total_ms":1.208},"length":14,"reasoning_length":0,"tool_calls":[],"messages_dropped":0}\nid: 5\n\n'
 )
 TEXT = "Hello, wörld 🌊"  # 14 code points: what `length` counts (UTF-16 would say 15)
-STREAM_ID = "st_bf02d46154c3f8000bce1914"
+STREAM_ID = "st_6d44f648034b0ea54ca1a23d"
 FAILED = (
-    b'retry: 1000\n\n'
-    b'id: 1\nevent: start\ndata: {"stream_id":"st_09055468939fa852a1806a63","conversation_id":'
-    b'"conv_05260598dce06ee9b3f0bc0f","message_id":"msg_4e6b59eba7135d13edb189dd",'
-    b'"model":"scripted"}\n\n'
-    b'id: 2\nevent: delta\ndata: {"text":"a "}\n\n'
-    b'id: 3\nevent: delta\ndata: {"text":"b "}\n\n'
-    b'id: 4\nevent: error\ndata: {"code":"upstream_error","message":"scripted failure after '
-    b'2 deltas","length":4}\n\n'
+    b'retry: 1000\nevent: start\ndata: {"stream_id":"st_450df856cde466ccd8860ea7","conversation_id":"conv_5ca976b7c5d5faf2554d0801","message_id":"msg_5290f2b8324d2daa51aa7a1d","model":"scripted","title":"hi"}\nid: 1\n\n'
+    b'event: delta\ndata: {"text":"a "}\nid: 2\n\n'
+    b'event: delta\ndata: {"text":"b "}\nid: 3\n\n'
+    b'event: error\ndata: {"code":"upstream_error","message":"scripted failure after 2 deltas","length":4,"reasoning_length":0}\nid: 4\n\n'
 )
 #: the end of ANSWER's event 3, so that a body cut there stops inside no event
-CUT_AT = ANSWER.index(b"id: 4")
+CUT_AT = ANSWER.index(b"id: 3\n\n") + len(b"id: 3\n\n")
 
 BASE = "http://relay.test"
 
@@ -85,7 +76,7 @@ def test_bytes_split_anywhere_give_each_event_once(size: int) -> None:
     assert [e.id for e in events] == [1, 2, 3, 4, 5]
     assert reading.text() == TEXT and isinstance(reading.end, Done)
     assert reading.stream_id == STREAM_ID
-    assert reading.conversation_id == "conv_57e4e630975e94ae3f8a25bf"
+    assert reading.conversation_id == "conv_eaa9cdce99e86c99eda28358"
     assert reading.events == events, "everything handed on is kept, for a replay"
 
 

@@ -128,7 +128,7 @@ async def test_a_waiting_reader_gets_a_ping_when_nothing_happens() -> None:
     log = MemoryStreamLog(heartbeat=0.05)
     await log.create("s")
     reader = log.read("s")
-    assert await asyncio.wait_for(reader.__anext__(), 1) == b": ping\n\n"
+    assert await asyncio.wait_for(reader.__anext__(), 1) == b": ping\n"
     await log.append("s", "delta", {"text": "x"})
     assert b"event: delta" in await asyncio.wait_for(reader.__anext__(), 1)
     await reader.aclose()

@@ -44,7 +44,8 @@ _Body = Callable[[Receive, Send], Awaitable[None]]
 
 
 class EventStreamResponse(Response):
-    """Writes `prelude`, then each chunk of `chunks` as it comes.
+    """Writes each chunk of `chunks` as it comes, `prelude` (fields such as `retry:`)
+    at the start of the first event's block.
 
     The client going away cancels the writing (and only that: the generation goes on).
     One ASGI `send` per chunk; the log already joins pending events into one chunk.
@@ -83,8 +84,9 @@ async def _write_body(chunks: AsyncIterator[bytes], prelude: bytes, receive: Rec
     assert writer is not None
     watcher = asyncio.create_task(_cancel_on_disconnect(receive, writer))
     try:
-        await send({"type": "http.response.body", "body": prelude, "more_body": True})
         async for chunk in chunks:
+            if prelude and not chunk.startswith(b":"):  # a heartbeat is no event's block
+                chunk, prelude = prelude + chunk, b""
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     except asyncio.CancelledError:

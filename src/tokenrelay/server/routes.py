@@ -38,16 +38,19 @@ def _stream_response(reading: Reading, started: StartedStream | None = None,
 
 
 @router.post("/api/chat", response_class=EventStreamResponse, status_code=200,
-             responses={200: {"content": {"text/event-stream": {}}}})
+             responses={200: {"content": {"text/event-stream": {}}}, 204: {}})
 async def chat(
     body: ChatBody,
     request: Request,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> Response:
     """Start an answer and stream it: `start`, a `delta` per token, then `done` or `error`.
 
-    A repeated `Idempotency-Key` returns the stream the first request started, from
-    its beginning, instead of starting a second answer."""
+    A repeated `Idempotency-Key` returns the stream the first request started instead
+    of starting a second answer: from its beginning, or from after `Last-Event-ID`
+    when the repeat carries one (a client's automatic retry of the POST, as
+    @microsoft/fetch-event-source does)."""
     service = _service(request)
     started = await service.start(ChatInput(
         messages=[m.message() for m in body.messages],
@@ -55,6 +58,12 @@ async def chat(
         max_tokens=body.max_tokens, temperature=body.temperature, options=body.options,
         idempotency_key=idempotency_key, owner=_owner(request), **body.tool_fields(),
     ))
+    if started.conversation_id is None and last_event_id is not None:  # a repeat
+        after = _resume_point(last_event_id, None)
+        reading = await service.read(started.stream_id, after, _owner(request))
+        if reading is None:
+            return Response(status_code=204, headers={"X-Stream-Id": started.stream_id})
+        return _stream_response(reading, started)
     return _stream_response(service.follow(started), started)
 
 

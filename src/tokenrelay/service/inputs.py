@@ -44,8 +44,9 @@ class StartedStream:
 
 @dataclass(frozen=True, slots=True)
 class Reading:
-    """A reader of one stream: `prelude` (the SSE `retry:` field) goes out first, then
-    `chunks`, the encoded events after the resume point, until the stream's end."""
+    """A reader of one stream: `chunks`, the encoded events after the resume point,
+    until the stream's end; `prelude` (the SSE `retry:` field) goes in the first
+    event's block."""
 
     chunks: AsyncIterator[bytes]
     prelude: bytes = b""
