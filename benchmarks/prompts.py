@@ -64,7 +64,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "default": {},
     "before": BEFORE,
     # the candidates the defaults were chosen from (benchmarks/RESULTS.md)
-    "penalty-1.1-t0.3": {"options": {"repeat_penalty": 1.1}, "temperature": 0.3},
+    "penalty-1.15-t0.6": {"options": {"repeat_penalty": 1.15}, "temperature": 0.6},
     "penalty-1.25-t0.6": {"options": {"repeat_penalty": 1.25}, "temperature": 0.6},
 }
 

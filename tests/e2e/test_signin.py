@@ -110,7 +110,7 @@ def test_the_right_key_signs_in_streams_an_answer_and_stays_signed_in(
     # The key is in an HttpOnly cookie: nothing a script can read holds it.
     stored = page.evaluate("JSON.stringify({...localStorage, ...sessionStorage}) + document.cookie")
     assert KEY_A not in stored
-    cookie = next(c for c in page.context.cookies() if c["name"] == "tokenrelay_key")
+    cookie = next(c for c in page.context.cookies() if c["name"] == "tokenrelay_session")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
 
     page.reload()
@@ -216,7 +216,7 @@ def test_sign_out_shows_the_form_and_forgets_the_history_on_screen(
     expect(page.get_by_test_id("conversation-item")).to_have_count(0)
     expect(page.get_by_test_id("message-user")).to_have_count(0)
     expect(page).to_have_url(f"{keyed_server.url}/")
-    assert [c for c in page.context.cookies() if c["name"] == "tokenrelay_key"] == []
+    assert [c for c in page.context.cookies() if c["name"] == "tokenrelay_session"] == []
     page.reload()
     expect(_form(page)).to_be_visible()
     assert page.problems == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import openai
@@ -232,3 +233,38 @@ def test_a_body_without_a_length_is_counted_however_chunked_is_spelled(keyed: Se
                 answer += chunk
         assert answer.startswith(b"HTTP/1.1 413"), (spelling, answer[:200])
         assert b'"body_too_large"' in answer
+
+
+def _signed_in(url: str, key: str) -> tuple[httpx.Client, str]:
+    browser = httpx.Client(base_url=url, timeout=10)
+    assert browser.post("/api/session", json={"key": key}).status_code == 204
+    token = browser.cookies["tokenrelay_session"]
+    return browser, token
+
+
+def test_the_cookie_holds_an_opaque_session_that_sign_out_ends_everywhere(
+        keyed: Server) -> None:
+    browser, token = _signed_in(keyed.url, ALICE)
+    assert ALICE not in token and len(token) >= 40  # random, not the key or its digest
+    assert browser.get("/api/conversations").status_code == 200
+    assert browser.delete("/api/session").status_code == 204
+    # A copy of the cookie kept elsewhere is worth nothing once signed out.
+    copied = httpx.get(f"{keyed.url}/api/conversations", timeout=10,
+                       cookies={"tokenrelay_session": token})
+    _assert_error(copied, 401, "unauthorized")
+
+
+def test_a_session_dies_when_its_key_is_removed(tmp_path: Path) -> None:
+    database = f"sqlite+aiosqlite:///{tmp_path / 'chat.db'}"
+    args = ("--model", "scripted", "--database", database)
+    with start_server(*args, env={"TOKENRELAY_API_KEYS": f"{ALICE},{BOB}"}) as before:
+        _, alice = _signed_in(before.url, ALICE)
+        _, bob = _signed_in(before.url, BOB)
+    # The same database (the sessions are there), ALICE's key no longer configured.
+    with start_server(*args, env={"TOKENRELAY_API_KEYS": BOB}) as after:
+        gone = httpx.get(f"{after.url}/api/conversations", timeout=10,
+                         cookies={"tokenrelay_session": alice})
+        _assert_error(gone, 401, "unauthorized")
+        kept = httpx.get(f"{after.url}/api/conversations", timeout=10,
+                         cookies={"tokenrelay_session": bob})
+        assert kept.status_code == 200, "a session of a key still configured lives on"

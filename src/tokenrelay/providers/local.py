@@ -46,7 +46,7 @@ DEFAULT_MAX_TOKENS = 512
 #: sampling defaults, tuned for the bundled 135M model on benchmarks/prompts.py (see
 #: benchmarks/RESULTS.md "Bundled model on everyday prompts"); a request's
 #: temperature and options override them
-SAMPLING = {"temperature": 0.6, "top_p": 0.9, "top_k": 40, "min_p": 0.05, "repeat_penalty": 1.15}
+SAMPLING = {"temperature": 0.3, "top_p": 0.9, "top_k": 40, "min_p": 0.05, "repeat_penalty": 1.1}
 _END = object()
 
 

@@ -1,9 +1,11 @@
 """API keys: who is asking. Each key is an owner (docs/security.md, "Keys and isolation").
 
 A request authenticates with `Authorization: Bearer <key>` or, from the chat page and
-EventSource (which cannot send headers), with the `tokenrelay_key` cookie that
-`POST /api/session` sets: HttpOnly (no script on the page can read it), SameSite=Strict,
-and refused on requests a browser marks as coming from another site.
+EventSource (which cannot send headers), with the `tokenrelay_session` cookie that
+`POST /api/session` sets: an opaque session token, never the key (the store keeps its
+digest, so every host knows it; sign-out deletes it, and it stops working the moment
+its key is no longer configured), HttpOnly (no script on the page can read it),
+SameSite=Strict, and refused on requests a browser marks as coming from another site.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from starlette.requests import cookie_parser
 
 __all__ = ["COOKIE", "Keys", "owner_of"]
 
-COOKIE = "tokenrelay_key"
+COOKIE = "tokenrelay_session"
 #: Sec-Fetch-Site values for which the cookie counts: the page itself, or the user
 #: typing the URL; a missing header is a client that is no browser (it sends no cookie
 #: unless told to)
@@ -35,6 +37,12 @@ def owner_of(key: str) -> str:
 class Keys:
     def __init__(self, keys: tuple[str, ...]):
         self._owners = {_digest(key): owner_of(key) for key in keys}
+        self._configured = frozenset(self._owners.values())
+
+    def configured(self, owner: str | None) -> bool:
+        """Whether `owner` stands for a key this server has now (a session of a key
+        that was removed is worth nothing)."""
+        return owner in self._configured
 
     @property
     def required(self) -> bool:
@@ -53,7 +61,7 @@ class Keys:
         return None
 
     def credential(self, headers: Headers) -> tuple[str | None, bool]:
-        """The key a request presents, and whether it came from the cookie."""
+        """What a request presents: a key, or (True) the session token of the cookie."""
         authorization = headers.get("authorization", "")
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() == "bearer" and token.strip():

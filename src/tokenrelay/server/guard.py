@@ -41,10 +41,10 @@ class Guard:
         # Who asks comes first: nobody without a key gets the server to read a body.
         owner: str | None = DEFAULT_OWNER
         if self.keys.required:
-            key, _ = self.keys.credential(headers)
-            owner = self.keys.owner(key)
+            credential, from_cookie = self.keys.credential(headers)
+            owner = await self._owner(scope, credential, from_cookie)
             if owner is None and scope["path"] not in _OPEN:
-                await _unauthorized(key, scope, receive, send)
+                await _unauthorized(credential, scope, receive, send)
                 return
             if owner is not None and self.limiter is not None:
                 wait = await self.limiter.take(owner)
@@ -56,6 +56,16 @@ class Guard:
             return
         scope.setdefault("state", {})["owner"] = owner
         await self.app(scope, limited, send)
+
+    async def _owner(self, scope: Scope, credential: str | None,
+                     from_cookie: bool) -> str | None:
+        """The owner a key stands for, or a session's, while its key is configured."""
+        if not from_cookie:
+            return self.keys.owner(credential)
+        if not credential:
+            return None
+        owner = await scope["app"].state.service.session_owner(credential)
+        return owner if self.keys.configured(owner) else None
 
     async def _limit_body(self, headers: Headers, receive: Receive, scope: Scope,
                           send: Send) -> Receive | None:

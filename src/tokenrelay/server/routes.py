@@ -206,21 +206,28 @@ async def session(request: Request) -> dict[str, bool]:
 
 @router.post("/api/session", status_code=204)
 async def sign_in(body: SessionBody, request: Request) -> Response:
-    """Check a key and keep it in an HttpOnly, SameSite=Strict cookie, which the chat
-    page and EventSource send (they cannot send an Authorization header)."""
+    """Check a key and open a session: an opaque token in an HttpOnly, SameSite=Strict
+    cookie, which the chat page and EventSource send (they cannot send an
+    Authorization header). The cookie never holds the key."""
     keys: Keys = request.app.state.keys
     if not keys.required:
         raise TokenrelayError("This server needs no API key.", code="keys_not_required")
-    if keys.owner(body.key) is None:
+    owner = keys.owner(body.key)
+    if owner is None:
         return unauthorized("That API key is not valid here.")
+    token = await _service(request).open_session(owner)
     response = Response(status_code=204)
-    response.set_cookie(COOKIE, body.key, max_age=_SESSION_SECONDS, httponly=True,
+    response.set_cookie(COOKIE, token, max_age=_SESSION_SECONDS, httponly=True,
                         samesite="strict", secure=request.url.scheme == "https")
     return response
 
 
 @router.delete("/api/session", status_code=204)
-async def sign_out() -> Response:
+async def sign_out(request: Request) -> Response:
+    """End this browser's session, on every host (the store forgets it)."""
+    token = request.cookies.get(COOKIE)
+    if token:
+        await _service(request).close_session(token)
     response = Response(status_code=204)
     response.delete_cookie(COOKIE, httponly=True, samesite="strict")
     return response

@@ -9,7 +9,9 @@ running generations, the reaper, background work). FastAPI never appears here.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import secrets
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +43,10 @@ __all__ = ["ChatInput", "ChatService", "Conversation", "DEFAULT_OWNER", "Page", 
            "StartedStream", "StoredMessage", "Tool"]
 
 log = logging.getLogger("tokenrelay.service")
+
+
+def _session_digest(token: str) -> str:
+    return hashlib.sha256(b"tokenrelay session\0" + token.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +270,21 @@ class ChatService:
         known = self.registry.option_names(provider)
         return {k: v for k, v in options.items()
                 if k not in optional or (k in known and v is not None)}
+
+    # --- sign-in sessions --------------------------------------------------------------
+
+    async def open_session(self, owner: str) -> str:
+        """A new session for `owner`: a random token (the cookie's value); the store
+        keeps only its digest, where every host sees it."""
+        token = secrets.token_urlsafe(32)
+        await self.store.add_session(digest=_session_digest(token), owner=owner)
+        return token
+
+    async def session_owner(self, token: str) -> str | None:
+        return await self.store.session_owner(_session_digest(token))
+
+    async def close_session(self, token: str) -> None:
+        await self.store.delete_session(_session_digest(token))
 
     # --- conversations ---------------------------------------------------------------
 

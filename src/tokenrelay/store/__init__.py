@@ -214,5 +214,19 @@ class Store(abc.ABC):
     async def release_idempotency_key(self, *, owner: str, key: str, stream_id: str) -> None:
         """Forget a claim whose request failed before its answer started."""
 
+    # --- sign-in sessions (docs/security.md: the cookie holds a session, not a key) ---
+
+    @abc.abstractmethod
+    async def add_session(self, *, digest: str, owner: str) -> None:
+        """Record a session by its token's digest (the token itself is never stored)."""
+
+    @abc.abstractmethod
+    async def session_owner(self, digest: str) -> str | None:
+        """The owner of the session with this digest, or None."""
+
+    @abc.abstractmethod
+    async def delete_session(self, digest: str) -> None:
+        ...
+
     async def close(self) -> None:
         pass

@@ -15,6 +15,7 @@ class MemoryStore(Store):
         self._conversations: dict[str, Conversation] = {}
         self._messages: dict[str, StoredMessage] = {}
         self._keys: dict[tuple[str, str], str] = {}
+        self._sessions: dict[str, str] = {}
 
     def _owned(self, conversation_id: str, owner: str) -> Conversation | None:
         conversation = self._conversations.get(conversation_id)
@@ -90,3 +91,12 @@ class MemoryStore(Store):
         if existing is None:
             self._keys[(owner, key)] = stream_id
         return existing
+
+    async def add_session(self, *, digest: str, owner: str) -> None:
+        self._sessions[digest] = owner
+
+    async def session_owner(self, digest: str) -> str | None:
+        return self._sessions.get(digest)
+
+    async def delete_session(self, digest: str) -> None:
+        self._sessions.pop(digest, None)

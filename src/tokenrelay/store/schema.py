@@ -52,3 +52,10 @@ idempotency_keys = Table(
     Column("created", DateTime(timezone=True), nullable=False),
     PrimaryKeyConstraint("owner", "key"),
 )
+
+sessions = Table(
+    "sessions", metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("owner", String(200), nullable=False),
+    Column("created", DateTime(timezone=True), nullable=False),
+)

@@ -22,7 +22,7 @@ from tokenrelay.errors import TokenrelayError
 from tokenrelay.store import (
     Conversation, StoredMessage, Page, Status, Store, Turn, decode_cursor, encode_cursor, now,
 )
-from tokenrelay.store.schema import conversations, idempotency_keys, messages
+from tokenrelay.store.schema import conversations, idempotency_keys, messages, sessions
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -254,6 +254,21 @@ class SqlStore(Store):
                     .where(idempotency_keys.c.owner == owner, idempotency_keys.c.key == key)
                 )
             return str(existing)
+
+    async def add_session(self, *, digest: str, owner: str) -> None:
+        async with self._engine.begin() as connection:
+            await connection.execute(sessions.insert().values(digest=digest, owner=owner,
+                                                              created=now()))
+
+    async def session_owner(self, digest: str) -> str | None:
+        async with self._engine.connect() as connection:
+            owner = await connection.scalar(
+                sa.select(sessions.c.owner).where(sessions.c.digest == digest))
+        return None if owner is None else str(owner)
+
+    async def delete_session(self, digest: str) -> None:
+        async with self._engine.begin() as connection:
+            await connection.execute(sessions.delete().where(sessions.c.digest == digest))
 
     async def close(self) -> None:
         await self._engine.dispose()
