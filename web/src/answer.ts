@@ -329,7 +329,8 @@ export class AnswerController {
     if (!view.element.isConnected) return;
     view.endStream();
     if (stored) {
-      view.versions[view.index] = versionFromStored(stored);
+      // What the page timed of the thinking is not stored: keep it.
+      view.versions[view.index] = { ...versionFromStored(stored), thought: view.current.thought };
       view.show(view.index);
     } else {
       view.current.status = "interrupted";
