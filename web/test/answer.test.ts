@@ -477,6 +477,25 @@ describe("AnswerController: reasoning and tool calls (issue 13)", () => {
     expect(t.text()).toBe("Hello world");
   });
 
+  it("keeps the thinking time it measured when a gone stream's stored answer replaces it", async () => {
+    const t = setUp();
+    t.server.stored.mockResolvedValueOnce({
+      id: "msg_1", role: "assistant", content: "Hello world", status: "complete", model: "scripted",
+      created: "2025-01-01T00:00:00Z", stream_id: "st_1", reply_to: null, error: null, usage: null, timings: null,
+      reasoning: "The user wants a **greeting**. Keep it short.", tool_calls: null,
+    });
+    t.controller.send(t.view, "Say hello");
+    t.clock.ms = 2_000;
+    t.stream().play(THINKING_LOG, 2);
+    t.clock.ms = 5_000;
+    t.stream().play(THINKING_LOG, 3);
+    t.stream().end({ kind: "gone", status: 404 });
+    await vi.waitFor(() => expect(t.status()).toBe("complete"));
+    expect(t.find("thinking-label")?.textContent).toBe("Thought for 3 s");
+    expect(t.view.current.reasoning).toBe("The user wants a **greeting**. Keep it short.");
+    expect(t.text()).toBe("Hello world");
+  });
+
   it("shows a stored answer's reasoning collapsed, drawn when opened, and tool results under their calls", () => {
     const message: StoredMessage = {
       id: "msg_1", role: "assistant", content: "Checking.", status: "complete", model: "scripted",
