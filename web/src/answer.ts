@@ -5,7 +5,8 @@
  * Stop cancels it on the server; a dropped connection is resumed by the stream client,
  * and once that gives up, Retry reads on from the last event shown; it ends with
  * `done`, with `error` (the partial text stays), or with a stream that is gone (the
- * stored answer is shown).
+ * stored answer is shown). Reasoning shows in the Thinking block above the text, timed
+ * on this page from its first to its last piece; tool calls as cards below it (issue 13).
  *
  * It draws through an AnswerView, shows Stop through the composer's StopControl, and
  * tells the page what the page owns (the conversation, the other answers, the
@@ -18,6 +19,7 @@ import { describeError, describeStreamError } from "./format";
 import { type PostTarget, type Stream, StreamClient, type StreamHandlers, type StreamOutcome, type StreamTarget } from "./stream";
 import { uuid } from "./ui/dom";
 import { type AnswerVersion, type AnswerView, versionFromStored } from "./ui/messages";
+import { assembledCalls } from "./ui/toolcalls";
 
 /** What the message box does for a streaming answer (ui/composer.ts implements it). */
 export interface StopControl {
@@ -54,6 +56,8 @@ export interface AnswerServices {
   stored(conversationId: string, messageId: string): Promise<StoredMessage | undefined>;
   /** a new Idempotency-Key */
   newKey(): string;
+  /** the clock that times the thinking, in ms (default: performance.now) */
+  now?(): number;
 }
 
 const SERVER: AnswerServices = {
@@ -72,7 +76,9 @@ class Reading {
   /** the cancel request failed: the reader was stopped here, the answer kept as it is */
   stoppedLocally = false;
 
-  constructor(readonly view: AnswerView) {}
+  /** `timed`: events arrive as the model makes them, so their times tell how long it
+   *  thought; not in a replay from the start, where the past comes at once */
+  constructor(readonly view: AnswerView, readonly timed: boolean) {}
 }
 
 type RetryStart = (error: ApiError) => void;
@@ -118,8 +124,8 @@ export class AnswerController {
   replay(view: AnswerView): void {
     const stored = view.current;
     if (!stored.streamId) return;
-    view.beginStream({ ...stored, content: "" }, true);
-    void this.read(view, { streamId: stored.streamId, lastEventId: 0 }, null);
+    view.beginStream({ ...stored, content: "", reasoning: "", thought: null, toolCalls: [] }, true);
+    void this.read(view, { streamId: stored.streamId, lastEventId: 0 }, null, false);
   }
 
   /** Stop the answer: the server cancels it, and its stream ends with `done`, cancelled. */
@@ -155,12 +161,13 @@ export class AnswerController {
   private newVersion(): AnswerVersion {
     return {
       id: null, status: "streaming", content: "", model: this.page.settings().model ?? null,
-      usage: null, timings: null, error: null, streamId: null,
+      usage: null, timings: null, error: null, streamId: null, reasoning: "", thought: null, toolCalls: [],
     };
   }
 
-  private async read(view: AnswerView, target: StreamTarget, retryStart: RetryStart | null): Promise<void> {
-    const reading = new Reading(view);
+  private async read(view: AnswerView, target: StreamTarget, retryStart: RetryStart | null, timed = true,
+  ): Promise<void> {
+    const reading = new Reading(view, timed);
     reading.stream = this.server.connect(target, this.handlers(reading));
     this.reading = reading;
     // The button that started this (Send, Retry, Regenerate) is gone: keep the keyboard
@@ -219,10 +226,23 @@ export class AnswerController {
         view.append(event.data.text);
         this.page.grew();
         break;
+      case "reasoning":
+        if (reading.timed) {
+          const now = this.server.now?.() ?? performance.now();
+          version.thought = { first: version.thought?.first ?? now, last: now };
+        }
+        view.appendReasoning(event.data.text);
+        this.page.grew();
+        break;
+      case "tool_call":
+        view.appendToolCall(event.data);
+        this.page.grew();
+        break;
       case "done":
         version.status = event.data.finish_reason === "cancelled" ? "cancelled" : "complete";
         version.usage = event.data.usage ?? null;
         version.timings = event.data.timings ?? null;
+        if (event.data.tool_calls?.length) version.toolCalls = assembledCalls(event.data.tool_calls, version.toolCalls);
         break;
       case "error":
         // A shutdown is stored as `interrupted`: show the same as after a reload.
@@ -250,7 +270,7 @@ export class AnswerController {
         this.page.announce("The answer failed");
         break;
       case "failed":
-        this.failed(outcome.error, reading.stream, view, retryStart);
+        this.failed(outcome.error, reading, retryStart);
         break;
       case "gone":
         void this.reconcile(view);
@@ -266,7 +286,8 @@ export class AnswerController {
     }
   }
 
-  private failed(error: ApiError, stream: Stream, view: AnswerView, retryStart: RetryStart | null): void {
+  private failed(error: ApiError, reading: Reading, retryStart: RetryStart | null): void {
+    const { stream, view } = reading;
     const message = describeError(error);
     if (stream.streamId === null) {
       // Nothing started on the server.
@@ -285,7 +306,7 @@ export class AnswerController {
         retryAfter: error.retryAfter,
         retry: () => {
           view.clearError();
-          void this.read(view, { streamId, lastEventId }, null);
+          void this.read(view, { streamId, lastEventId }, null, reading.timed);
         },
       });
     }
@@ -308,7 +329,8 @@ export class AnswerController {
     if (!view.element.isConnected) return;
     view.endStream();
     if (stored) {
-      view.versions[view.index] = versionFromStored(stored);
+      // What the page timed of the thinking is not stored: keep it.
+      view.versions[view.index] = { ...versionFromStored(stored), thought: view.current.thought };
       view.show(view.index);
     } else {
       view.current.status = "interrupted";

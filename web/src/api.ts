@@ -20,9 +20,17 @@ export interface MessageError {
   message: string;
 }
 
+/** A tool call the model made, assembled (`done.tool_calls`, a stored answer's). */
+export interface ToolCall {
+  id: string;
+  name: string;
+  /** JSON text, as the model wrote it (not always valid JSON) */
+  arguments: string;
+}
+
 export interface StoredMessage {
   id: string;
-  role: "system" | "user" | "assistant";
+  role: "system" | "user" | "assistant" | "tool";
   content: string;
   status: MessageStatus;
   model: string | null;
@@ -32,6 +40,11 @@ export interface StoredMessage {
   error: MessageError | null;
   usage: Usage | null;
   timings: Timings | null;
+  /** the model's reasoning ("" if none); servers before issue 13 leave it out */
+  reasoning?: string;
+  tool_calls?: ToolCall[] | null;
+  /** a `tool` message: the call it is the result of */
+  tool_call_id?: string | null;
 }
 
 export interface ConversationSummary {
@@ -69,10 +82,22 @@ export interface StartData {
 }
 
 export interface DoneData {
-  finish_reason: "stop" | "length" | "cancelled" | string;
+  finish_reason: "stop" | "length" | "cancelled" | "tool_calls" | string;
   usage?: Usage | null;
   timings?: Timings | null;
   length?: number;
+  reasoning_length?: number;
+  /** the calls, assembled (issue 13) */
+  tool_calls?: ToolCall[];
+}
+
+/** A piece of tool call `index`: its first event carries `id` and `name`, the later
+ *  ones the next piece of `arguments`; parallel calls interleave by index. */
+export interface ToolCallData {
+  index: number;
+  id?: string;
+  name?: string;
+  arguments?: string;
 }
 
 export interface ErrorData extends MessageError {
@@ -82,6 +107,8 @@ export interface ErrorData extends MessageError {
 export type StreamEvent =
   | { type: "start"; id: number; data: StartData }
   | { type: "delta"; id: number; data: { text: string } }
+  | { type: "reasoning"; id: number; data: { text: string } }
+  | { type: "tool_call"; id: number; data: ToolCallData }
   | { type: "done"; id: number; data: DoneData }
   | { type: "error"; id: number; data: ErrorData };
 

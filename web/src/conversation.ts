@@ -13,6 +13,7 @@ import type { BannerSlot } from "./ui/banner";
 import type { Composer } from "./ui/composer";
 import { copyText } from "./ui/dom";
 import { type AnswerVersion, AnswerView, userMessageView, versionFromStored } from "./ui/messages";
+import { orphanToolResult } from "./ui/toolcalls";
 import type { ModelPicker } from "./ui/picker";
 import type { Scroller } from "./ui/scroller";
 import type { Sidebar } from "./ui/sidebar";
@@ -187,18 +188,22 @@ export class ConversationView {
     this.setTitle(conversation.title);
     this.parts.picker.choose(conversation.model);
     // Answers are grouped by the user message they answer (`reply_to`): regenerate
-    // keeps the earlier ones, shown as versions; the newest is on screen.
+    // keeps the earlier ones, shown as versions; the newest is on screen. A tool
+    // result shows under the call it answers, on that answer's card.
     const groups = new Map<string, AnswerView>();
+    const { results, called } = toolResults(conversation);
     for (const message of conversation.messages) {
-      if (message.role === "user") {
+      if (message.role === "tool") {
+        if (!called.has(message.tool_call_id ?? "")) this.parts.messages.append(orphanToolResult(message));
+      } else if (message.role === "user") {
         this.parts.messages.append(userMessageView(message.content));
       } else if (message.role === "assistant") {
         const group = message.reply_to ? groups.get(message.reply_to) : undefined;
         if (group) {
-          group.versions.push(versionFromStored(message));
+          group.versions.push(versionFromStored(message, results));
           continue;
         }
-        const view = this.answerView([versionFromStored(message)]);
+        const view = this.answerView([versionFromStored(message, results)]);
         if (message.reply_to) groups.set(message.reply_to, view);
         this.parts.messages.append(view.element);
         this.views.push(view);
@@ -301,4 +306,15 @@ export class ConversationView {
       }, 1500);
     }
   }
+}
+
+/** The stored tool results by the id of their call, and the ids of every stored call. */
+function toolResults(conversation: Conversation): { results: Map<string, string>; called: Set<string> } {
+  const results = new Map<string, string>();
+  const called = new Set<string>();
+  for (const message of conversation.messages) {
+    if (message.role === "tool" && message.tool_call_id) results.set(message.tool_call_id, message.content);
+    for (const call of message.tool_calls ?? []) called.add(call.id);
+  }
+  return { results, called };
 }

@@ -74,3 +74,12 @@ export function describeStreamError(code: string, message: string): string {
   const lead = known[code];
   return lead ? `${lead} (${message})` : message;
 }
+
+/** The Thinking block's label once the model stopped thinking: "Thought for 12 s", from
+ *  its first to its last reasoning event as this page saw them; "Thought" when the page
+ *  did not see them arrive (a stored answer, a replayed stream). */
+export function formatThought(ms: number | null): string {
+  if (ms === null) return "Thought";
+  if (ms < 1000) return "Thought for less than a second";
+  return `Thought for ${Math.round(ms / 1000)} s`;
+}

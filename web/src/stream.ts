@@ -70,6 +70,8 @@ export interface StreamOptions extends StreamHandlers {
 
 const RETRYABLE_STATUS = new Set([502, 503, 504]);
 const TERMINAL = new Set(["done", "error"]);
+/** the events handed on besides `start` and the terminal ones (DESIGN.md, "Contract") */
+const CONTENT = new Set(["delta", "reasoning", "tool_call"]);
 
 /** Waits `ms`, ends early on abort or when the browser reports it is back online. */
 export function defaultSleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -281,7 +283,7 @@ export class StreamClient implements Stream {
       if (event.type === "start") {
         this.streamId ??= event.data.stream_id;
         this.conversationId ??= event.data.conversation_id;
-      } else if (event.type !== "delta" && !TERMINAL.has(event.type)) {
+      } else if (!CONTENT.has(event.type) && !TERMINAL.has(event.type)) {
         continue; // an event type this page does not know
       }
       this.opts.onEvent(event);

@@ -117,6 +117,20 @@ describe("StreamClient", () => {
     expect(t.client.lastEventId).toBe(4);
   });
 
+  it("hands on reasoning and tool_call events, and skips the ones it does not know", async () => {
+    const t = client(POST, [eventStream([
+      sse(1, "start", START),
+      sse(2, "reasoning", { text: "Think." }),
+      sse(3, "x_unknown", { text: "skip me" }),
+      sse(4, "delta", { text: "Hi" }),
+      sse(5, "tool_call", { index: 0, id: "call_1", name: "f", arguments: "{}" }),
+      sse(6, "done", DONE),
+    ], HEADERS)]);
+    expect((await t.client.run()).kind).toBe("done");
+    expect(t.events.map((e) => e.type)).toEqual(["start", "reasoning", "delta", "tool_call", "done"]);
+    expect(t.client.lastEventId).toBe(6);
+  });
+
   it("resumes after a dropped connection from the last event id, without repeating text", async () => {
     const events = answer(["one ", "two ", "three ", "four"]);
     const t = client(POST, [

@@ -1,10 +1,12 @@
 /** The message list: user messages, and answers with their versions, status and stats. */
 
-import type { MessageError, MessageStatus, StoredMessage, Timings, Usage } from "../api";
-import { STATUS_LABEL, formatStats, statsTitle } from "../format";
+import type { MessageError, MessageStatus, StoredMessage, ToolCallData, Timings, Usage } from "../api";
+import { STATUS_LABEL, formatStats, formatThought, statsTitle } from "../format";
 import { IncrementalRenderer, renderComplete } from "../render";
 import { type BannerOptions, errorBanner } from "./banner";
 import { h, iconButton } from "./dom";
+import { ThinkingView } from "./thinking";
+import { type ToolCallState, ToolCallsView, addToolCallPiece } from "./toolcalls";
 
 export interface AnswerVersion {
   id: string | null;
@@ -15,9 +17,16 @@ export interface AnswerVersion {
   timings: Timings | null;
   error: MessageError | null;
   streamId: string | null;
+  /** the model's reasoning ("" if none) */
+  reasoning: string;
+  /** when this page saw the first and the last piece of reasoning arrive (its own
+   *  clock, ms); null when it did not see them arrive (stored, replayed) */
+  thought: { first: number; last: number } | null;
+  toolCalls: ToolCallState[];
 }
 
-export function versionFromStored(message: StoredMessage): AnswerVersion {
+/** A stored answer as a version; `results`: the stored tool results, by call id. */
+export function versionFromStored(message: StoredMessage, results?: ReadonlyMap<string, string>): AnswerVersion {
   return {
     id: message.id,
     status: message.status,
@@ -27,7 +36,17 @@ export function versionFromStored(message: StoredMessage): AnswerVersion {
     timings: message.timings,
     error: message.error,
     streamId: message.stream_id,
+    reasoning: message.reasoning ?? "",
+    thought: null,
+    toolCalls: (message.tool_calls ?? []).map((call, index) => ({
+      ...call, index, result: results?.get(call.id),
+    })),
   };
+}
+
+/** "Thought for 12 s", or "Thought" when the page did not see the reasoning arrive. */
+export function thoughtLabel(version: AnswerVersion): string {
+  return formatThought(version.thought ? version.thought.last - version.thought.first : null);
 }
 
 export function userMessageView(text: string): HTMLElement {
@@ -51,6 +70,8 @@ export class AnswerView {
   renderer: IncrementalRenderer | null = null;
 
   private readonly content: HTMLElement;
+  private readonly thinking = new ThinkingView();
+  private readonly tools = new ToolCallsView();
   private readonly errorSlot: HTMLElement;
   private readonly badge: HTMLElement;
   private readonly stats: HTMLElement;
@@ -93,7 +114,7 @@ export class AnswerView {
     this.element = h(
       "article",
       { class: "msg msg-assistant", testid: "message-assistant", attrs: { "aria-label": "Answer" } },
-      this.content, this.errorSlot, foot,
+      this.thinking.element, this.content, this.tools.element, this.errorSlot, foot,
     );
     if (versions.length > 0) this.show(this.index);
   }
@@ -113,6 +134,8 @@ export class AnswerView {
     this.content.replaceChildren();
     this.renderer = null;
     renderComplete(this.content, this.current.content);
+    this.thinking.show(this.current.reasoning, thoughtLabel(this.current));
+    this.tools.show(this.current.toolCalls);
     this.clearError();
     const version = this.current;
     if (version.status === "error" && version.error) {
@@ -132,17 +155,40 @@ export class AnswerView {
     this.content.replaceChildren();
     this.clearError();
     this.renderer = new IncrementalRenderer(this.content);
+    this.thinking.begin();
+    this.tools.clear();
     this.refresh();
   }
 
   append(text: string): void {
     this.current.content += text;
+    // The text begins: the thinking is over (for now), and its block folds away.
+    if (this.thinking.isLive) this.thinking.settle(thoughtLabel(this.current));
     this.renderer?.feed(text);
+  }
+
+  /** A piece of the model's reasoning, shown in the Thinking block above the text. */
+  appendReasoning(text: string): void {
+    this.current.reasoning += text;
+    this.thinking.append(text);
+  }
+
+  /** A piece of a tool call: its card shows the arguments as they are so far. */
+  appendToolCall(piece: ToolCallData): void {
+    this.tools.update(addToolCallPiece(this.current.toolCalls, piece));
+  }
+
+  /** Draw what waits for the next animation frame now (tests read the DOM at once). */
+  flush(): void {
+    this.renderer?.flush();
+    this.thinking.flush();
   }
 
   /** The stream ended: render the rest, drop the cursor. */
   endStream(): void {
     this.renderer?.finish();
+    this.thinking.end(thoughtLabel(this.current));
+    this.tools.show(this.current.toolCalls);
     this.setConnection(null);
     this.refresh();
   }
