@@ -124,12 +124,16 @@ def chat(
     continue_id: Annotated[str | None, typer.Option(
         "--continue", "-c", metavar="CONVERSATION_ID",
         help="Continue a stored conversation (its messages are shown first).")] = None,
+    hide_reasoning: Annotated[bool, typer.Option(
+        "--hide-reasoning", help="Do not show a reasoning model's thinking (shown dimmed "
+                                 "before the answer otherwise; never sent to a pipe).")] = False,
 ) -> None:
     """Chat in the terminal, the answer streamed live. Ctrl-C stops an answer."""
     from tokenrelay import terminal
 
     config = terminal.ChatConfig(url=url, model=model, options=_parse_options(option or []),
-                                 conversation_id=continue_id)
+                                 conversation_id=continue_id,
+                                 show_reasoning=not hide_reasoning)
     raise typer.Exit(terminal.run(config, prompt))
 
 

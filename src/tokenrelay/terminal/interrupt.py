@@ -1,16 +1,24 @@
-"""Ctrl-C while an answer streams: stop the generation on the server, not the program.
+"""The keyboard while an answer streams: Ctrl-C stops the generation on the server, not
+the program, and other keys are not echoed into the answer.
 
 While an answer streams, Ctrl-C asks the server to stop it instead of raising
 KeyboardInterrupt wherever the main thread happens to be (inside httpx, or Rich): the
 stream then ends the regular way, with `done` (finish_reason "cancelled"), and the
 partial answer is kept (DESIGN.md: "a stop button really stops the model"). A second
 Ctrl-C stops waiting: the way out when the server no longer answers.
+
+The terminal echoes keys where its cursor is, in the middle of the answer Rich redraws
+(issue 14): "^C", or text typed ahead, glued to the spinner's line, and once such an
+echo wraps, Rich's next redraw starts a line too low and leaves a stale copy above.
+So keys are not echoed while an answer streams; what was typed stays in the
+terminal's buffer, and the next prompt's readline shows it there.
 """
 
 from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
@@ -81,3 +89,27 @@ def sigint_for_main_thread() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+@contextlib.contextmanager
+def keys_unechoed() -> Iterator[None]:
+    """The terminal on stdin does not echo keys inside (nothing changes when stdin is
+    not a terminal, or on Windows)."""
+    try:
+        import termios
+    except ImportError:  # Windows
+        yield
+        return
+    try:
+        fd = sys.stdin.fileno()
+        before = termios.tcgetattr(fd)
+    except (OSError, ValueError, termios.error):  # not a terminal, or stdin closed
+        yield
+        return
+    quiet = list(before)
+    quiet[3] &= ~termios.ECHO  # lflag; ECHOCTL's "^C" needs ECHO, so it goes too
+    termios.tcsetattr(fd, termios.TCSANOW, quiet)
+    try:
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSANOW, before)

@@ -8,18 +8,17 @@ import sys
 import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, cast
+from typing import Any, Final, Protocol, TextIO, cast
 
 from rich.console import Console
-from rich.live import Live
 from rich.text import Text
 
 from tokenrelay.client import ChatStream, Client
-from tokenrelay.events import Delta, Error, Start, StreamEvent
-from tokenrelay.terminal.interrupt import StopOnInterrupt, sigint_for_main_thread
+from tokenrelay.events import Delta, Done, Error, Reasoning, Start, StreamEvent
+from tokenrelay.terminal.interrupt import StopOnInterrupt, keys_unechoed, sigint_for_main_thread
 from tokenrelay.terminal.render import (
-    FAILURES, REFRESH_PER_SECOND, LiveAnswer, Reply, describe, print_history, print_outcome,
-    readline_prompt, say_error,
+    FAILURES, LiveAnswer, Reply, describe, print_history, print_outcome, readline_prompt,
+    say_error,
 )
 
 EXIT_OK: Final = 0
@@ -34,6 +33,7 @@ class ChatConfig:
     model: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     conversation_id: str | None = None
+    show_reasoning: bool = True
 
 
 def run(config: ChatConfig, prompt: str | None) -> int:
@@ -74,19 +74,29 @@ def _start(client: Client, config: ChatConfig, message: str,
                        options=dict(config.options) or None)
 
 
-def read(client: Client, stream: ChatStream, on_text: Callable[[str], None],
+class Sink(Protocol):
+    """Where an answer's pieces go as they come: the live view, or a pipe."""
+
+    def add_text(self, text: str) -> None: ...
+
+    def add_reasoning(self, text: str) -> None: ...
+
+
+def read(client: Client, stream: ChatStream, sink: Sink,
          on_stop: Callable[[], None] = lambda: None) -> Reply:
-    """Read an answer to its end, passing each delta to `on_text`; Ctrl-C cancels it
-    on the server and reading goes on until the stream's `done`."""
+    """Read an answer to its end, passing its text and reasoning to `sink`; Ctrl-C
+    cancels it on the server and reading goes on until the stream's `done`."""
     reply = Reply(stream)
     with StopOnInterrupt(client, on_stop) as stopper:
         events = cast(Generator[StreamEvent, None, None], iter(stream))
         try:
             for event in events:
+                if isinstance(event, Delta | Reasoning) and reply.first_token is None:
+                    reply.first_token = time.perf_counter()  # what the user waited for
                 if isinstance(event, Delta):
-                    if reply.first_token is None:
-                        reply.first_token = time.perf_counter()
-                    on_text(event.text)
+                    sink.add_text(event.text)
+                elif isinstance(event, Reasoning):
+                    sink.add_reasoning(event.text)
                 elif isinstance(event, Start):
                     stopper.watch(event.stream_id)
         except KeyboardInterrupt:
@@ -101,13 +111,16 @@ def read(client: Client, stream: ChatStream, on_text: Callable[[str], None],
 
 
 def _answer_once(client: Client, config: ChatConfig, prompt: str, err: Console) -> int:
-    stream = _start(client, config, prompt, config.conversation_id)
-    try:
-        reply = _read_live(client, stream, Console()) if sys.stdout.isatty() else \
-            _read_plain(client, stream)
-    except BrokenPipeError:
-        _reader_left(client, stream)
-        return EXIT_OK
+    if sys.stdout.isatty():
+        stream, reply = _answer_live(client, config, prompt, config.conversation_id,
+                                     Console())
+    else:
+        stream = _start(client, config, prompt, config.conversation_id)
+        try:
+            reply = _read_plain(client, stream, sys.stdout)
+        except BrokenPipeError:
+            _reader_left(client, stream)
+            return EXIT_OK
     if isinstance(stream.end, Error):
         say_error(err, f"Error ({stream.end.code}): {stream.end.message}")
         return EXIT_ERROR
@@ -117,14 +130,45 @@ def _answer_once(client: Client, config: ChatConfig, prompt: str, err: Console) 
     return EXIT_OK
 
 
-def _read_plain(client: Client, stream: ChatStream) -> Reply:
-    """The raw deltas, flushed as they come, so a pipe gets exactly the text."""
+class PlainAnswer:
+    """The answer's text for a pipe, flushed as it comes, ending with exactly one
+    newline (issue 14: without one the shell's prompt stuck to the answer): newlines
+    at the end are held back until more text follows them.
 
-    def write(text: str) -> None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+    Reasoning goes nowhere: stdout is the answer alone, and stderr, shared with
+    whatever reads the pipe (`| less` draws on the same terminal), only says what
+    went wrong."""
 
-    return read(client, stream, write)
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._held = ""
+        self._wrote = False
+
+    def add_text(self, text: str) -> None:
+        body = text.rstrip("\n")
+        if not body:
+            self._held += text
+            return
+        self._write(self._held + body)
+        self._held, self._wrote = text[len(body):], True
+
+    def add_reasoning(self, text: str) -> None:
+        pass
+
+    def end(self) -> None:
+        if self._wrote:
+            self._write("\n")
+
+    def _write(self, text: str) -> None:
+        self._out.write(text)
+        self._out.flush()
+
+
+def _read_plain(client: Client, stream: ChatStream, out: TextIO) -> Reply:
+    answer = PlainAnswer(out)
+    reply = read(client, stream, answer)
+    answer.end()
+    return reply
 
 
 def _reader_left(client: Client, stream: ChatStream) -> None:
@@ -136,20 +180,28 @@ def _reader_left(client: Client, stream: ChatStream) -> None:
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
-def _read_live(client: Client, stream: ChatStream, console: Console) -> Reply:
-    view = LiveAnswer()
+def _answer_live(client: Client, config: ChatConfig, message: str,
+                 conversation_id: str | None, console: Console) -> tuple[ChatStream, Reply]:
+    """Ask, and show the answer as it streams; keys are not echoed meanwhile."""
+    with keys_unechoed():
+        stream = _start(client, config, message, conversation_id)
+        return stream, _read_live(client, stream, console, config.show_reasoning)
+
+
+def _read_live(client: Client, stream: ChatStream, console: Console,
+               show_reasoning: bool) -> Reply:
+    view = LiveAnswer(console, show_reasoning)
 
     def stopping() -> None:
         view.note = "stopping…"
 
-    live = Live(view, console=console, refresh_per_second=REFRESH_PER_SECOND)
     with sigint_for_main_thread():
-        live.start()  # its refresh thread must not take the Ctrl-C meant for the reader
+        view.start()  # its painter thread must not take the Ctrl-C meant for the reader
     try:
-        return read(client, stream, view.add, stopping)
+        return read(client, stream, view, stopping)
     finally:
-        view.finish()
-        live.stop()  # the last refresh draws the whole answer, and it stays
+        end = stream.end
+        view.finish(end.tool_calls if isinstance(end, Done) else ())
 
 
 # --- interactive -------------------------------------------------------------------------
@@ -164,7 +216,7 @@ class Session:
 
     def run(self, history: Mapping[str, Any] | None) -> int:
         if history is not None:
-            print_history(self.console, history)
+            print_history(self.console, history, self.config.show_reasoning)
         self.console.print(Text(
             f"tokenrelay chat · {self.config.url} · Ctrl-C stops an answer, Ctrl-D exits",
             style="dim"))
@@ -184,8 +236,8 @@ class Session:
     def _turn(self, message: str) -> None:
         """One question and its answer; whatever goes wrong, the session goes on."""
         try:
-            stream = _start(self.client, self.config, message, self.conversation_id)
-            reply = _read_live(self.client, stream, self.console)
+            stream, reply = _answer_live(self.client, self.config, message,
+                                         self.conversation_id, self.console)
         except FAILURES as exc:
             say_error(self.console, describe(exc, self.config.url))
             return
