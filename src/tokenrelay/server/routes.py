@@ -1,4 +1,5 @@
-"""The /api routes: start a chat, read a stream (resume), cancel, read a conversation."""
+"""The /api routes: start a chat, read a stream (resume), cancel, read a conversation;
+and the operator's: /healthz, /metrics."""
 
 from __future__ import annotations
 
@@ -216,4 +217,14 @@ async def sign_out() -> Response:
 
 @router.get("/healthz")
 async def healthz() -> dict[str, str]:
+    """Liveness: the process answers. Readiness (its database and Redis) is /readyz."""
     return {"status": "ok"}
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics (tokenrelay/metrics.py): every worker's, from any of them."""
+    body, content_type = await _service(request).metrics_exposition(
+        request.headers.get("accept", ""))
+    return Response(body, headers={"Content-Type": content_type,
+                                   "Cache-Control": "no-store"})

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
 
-from tokenrelay import sse
+from tokenrelay import metrics, sse
 from tokenrelay.config import Settings
 from tokenrelay.errors import InvalidRequest, NotFound, TokenrelayError
 from tokenrelay.events import START
@@ -97,9 +98,11 @@ class ChatService:
     def closing(self) -> bool:
         return self._limits.closing
 
+    @metrics.counts_refusals
     async def start(self, chat: ChatInput) -> StartedStream:
         """Validate, store the new messages, start the generation; returns at once,
         with the `start` event already in the stream."""
+        accepted = time.perf_counter()
         if not chat.messages:
             raise InvalidRequest("'messages' is empty: send at least one message.",
                                  code="no_messages")
@@ -117,21 +120,24 @@ class ChatService:
                     return StartedStream(existing)
             async with self._keys.released_on_failure(chat.owner, chat.idempotency_key,
                                                       stream_id):
-                return await self._begin(chat, resolved, conversation, stream_id)
+                return await self._begin(chat, resolved, conversation, stream_id, accepted)
 
     async def _begin(self, chat: ChatInput, resolved: _Resolved,
-                     conversation: Conversation | None, stream_id: str) -> StartedStream:
+                     conversation: Conversation | None, stream_id: str,
+                     accepted: float) -> StartedStream:
         new = conversation is None
         if conversation is None:
             conversation = history.new_conversation(chat, resolved.model)
         turn = Turn.of(conversation, new=new, asked=list(chat.messages), model=resolved.model,
                        stream_id=stream_id)
         messages = history.for_answer(conversation, tuple(chat.messages))
-        return await self._launch(turn, resolved, messages, chat)
+        return await self._launch(turn, resolved, messages, chat, accepted)
 
+    @metrics.counts_refusals
     async def regenerate(self, conversation_id: str, chat: ChatInput) -> StartedStream:
         """Answer the last user message again. The earlier answer is kept as an earlier
         version (same `reply_to`); the model sees only the newest version afterwards."""
+        accepted = time.perf_counter()
         conversation = await self.conversation(conversation_id, chat.owner)
         last_user = next((m for m in reversed(conversation.messages) if m.role == "user"), None)
         if last_user is None:
@@ -143,7 +149,7 @@ class ChatService:
             turn = Turn.of(conversation, new=False, asked=(), model=resolved.model,
                            stream_id=new_id("st"), reply_to=last_user.id)
             messages = history.for_regenerate(conversation, last_user)
-            return await self._launch(turn, resolved, messages, chat)
+            return await self._launch(turn, resolved, messages, chat, accepted)
 
     async def _resolve(self, model: str | None, chat: ChatInput) -> _Resolved:
         name = model or self.settings.model
@@ -154,7 +160,7 @@ class ChatService:
         return _Resolved(name, provider, submodel, self.registry.options(provider, chat.options))
 
     async def _launch(self, turn: Turn, resolved: _Resolved, messages: tuple[Message, ...],
-                      chat: ChatInput) -> StartedStream:
+                      chat: ChatInput, accepted: float) -> StartedStream:
         answer, conversation = turn.answer, turn.conversation
         stream_id = answer.stream_id
         assert stream_id is not None
@@ -179,6 +185,7 @@ class ChatService:
             streams=self.streams, store=self.store if chat.persist else None,
             abandon_after=self.settings.abandon_after, written=written,
             keep=self.background.keep,
+            provider_name=resolved.model.partition("/")[0], accepted=accepted,
         )
         self.streams.on_cancel(stream_id, generation.cancel)
         task = self.background.spawn(generation.run(), f"generation {stream_id}")
@@ -203,7 +210,7 @@ class ChatService:
 
     def follow(self, started: StartedStream) -> Reading:
         """A reader of a stream this request just started (or its Idempotency-Key found)."""
-        return Reading(self.streams.read(started.stream_id, 0), sse.retry(self.settings.retry_ms))
+        return Reading(self._counted(started.stream_id, 0), sse.retry(self.settings.retry_ms))
 
     async def read(self, stream_id: str, after: int = 0,
                    owner: str = DEFAULT_OWNER) -> Reading | None:
@@ -212,15 +219,34 @@ class ChatService:
         info = await self.stream(stream_id, owner)
         if info.finished and after >= info.last_seq:
             return None
-        return Reading(self.streams.read(stream_id, after), sse.retry(self.settings.retry_ms))
+        if after > 0:
+            metrics.resumed()
+        return Reading(self._counted(stream_id, after), sse.retry(self.settings.retry_ms))
+
+    def _counted(self, stream_id: str, after: int) -> metrics.CountedReader:
+        """A reader from after `after`, counted as a disconnect if it leaves while the
+        stream's generation still runs here (with --redis, a reader of a stream that
+        another process generates is not counted: that would cost a round trip)."""
+
+        async def left_early() -> bool:
+            # The generation's task ends in the step that appends its terminal event,
+            # and leaves `_generations` in a callback just after; one loop turn here
+            # orders this check after it, so a reader that read to the end never counts.
+            await asyncio.sleep(0)
+            return stream_id in self._generations
+
+        return metrics.CountedReader(self.streams.read(stream_id, after), left_early)
 
     async def cancel(self, stream_id: str, owner: str = DEFAULT_OWNER) -> bool:
         """Stop a generation. False if it had already finished."""
         await self.stream(stream_id, owner)
         try:
-            return await self.streams.request_cancel(stream_id)
+            cancelled = await self.streams.request_cancel(stream_id)
         except StreamNotFound:
             return False  # it ended and expired in between
+        if cancelled:
+            metrics.cancelled()
+        return cancelled
 
     def stop_if_unread(self, stream_id: str) -> None:
         """A reader that stands for the asker hung up (an OpenAI client: that is how
@@ -289,6 +315,13 @@ class ChatService:
         if not await self.store.delete_conversation(conversation_id, owner=owner):
             raise NotFound(f"No conversation {conversation_id!r}.", code="conversation_not_found")
 
+    # --- operations ------------------------------------------------------------------
+
+    async def metrics_exposition(self, accept: str = "") -> tuple[bytes, str]:
+        """The Prometheus metrics (tokenrelay/metrics.py) and their content type, in
+        the format `accept` asks for; in a thread, since with workers they are files."""
+        return await asyncio.to_thread(metrics.exposition, accept)
+
     # --- lifecycle -------------------------------------------------------------------
 
     async def reap(self) -> int:
@@ -328,3 +361,4 @@ class ChatService:
         await self.registry.aclose()
         await self.streams.close()
         await self.store.close()
+        metrics.process_ended()
