@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Awaitable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +43,11 @@ __all__ = ["ChatInput", "ChatService", "Conversation", "DEFAULT_OWNER", "Page", 
 
 log = logging.getLogger("tokenrelay.service")
 
+#: seconds each readiness check may take (Redis retries a refused connection for longer)
+READY_TIMEOUT = 2.0
+#: the id the readiness checks look up: no conversation or stream has it
+_PROBE = "readiness-probe"
+
 
 @dataclass(frozen=True, slots=True)
 class _Resolved:
@@ -64,6 +69,8 @@ class ChatService:
         self._keys = IdempotencyKeys(store, streams)
         self._texts = AnswerTexts(store, self.background, settings.flush_interval)
         self._reaper = Reaper(store, streams, self._generations)
+        #: the readiness checks failing at the last look, and why (logged on change)
+        self._unready: dict[str, str] = {}
 
     @classmethod
     def build(cls, settings: Settings, registry: Registry | None = None) -> ChatService:
@@ -316,6 +323,45 @@ class ChatService:
             raise NotFound(f"No conversation {conversation_id!r}.", code="conversation_not_found")
 
     # --- operations ------------------------------------------------------------------
+
+    async def readiness(self) -> dict[str, str | None]:
+        """Whether this process can take answers now (`GET /readyz`): each check, None
+        when it passed, else a short reason (the full one goes to the log, once, when
+        the check starts failing). The database and, with --redis, Redis must each
+        answer a trivial read within READY_TIMEOUT seconds, and the server must not be
+        draining (a load balancer should send new requests elsewhere by then)."""
+        probes = {"database": self.store.get_conversation(_PROBE, owner=_PROBE)}
+        if self.settings.redis:
+            probes["redis"] = self.streams.info(_PROBE)
+        results = await asyncio.gather(*(self._probe(p) for p in probes.values()))
+        failures = {name: why for name, why in zip(probes, results, strict=True) if why}
+        if self.closing:
+            failures["accepting"] = "the server is shutting down"
+        self._log_readiness(failures)
+        return {name: (None if name not in failures else failures[name].split(":", 1)[0])
+                for name in (*probes, "accepting")}
+
+    @staticmethod
+    async def _probe(check: Awaitable[object]) -> str | None:
+        try:
+            async with asyncio.timeout(READY_TIMEOUT):
+                await check
+        except StreamNotFound:
+            return None  # Redis answered: no such stream
+        except TimeoutError:
+            return f"no answer within {READY_TIMEOUT:g}s"
+        except Exception as exc:  # whatever the driver raises: the check failed
+            first_line = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+            return f"{type(exc).__name__}: {first_line}"
+        return None
+
+    def _log_readiness(self, failures: dict[str, str]) -> None:
+        for name, why in failures.items():
+            if name not in self._unready:
+                log.warning("not ready: %s failed (%s)", name, why)
+        for name in self._unready.keys() - failures.keys():
+            log.info("ready again: %s answers", name)
+        self._unready = failures
 
     async def metrics_exposition(self, accept: str = "") -> tuple[bytes, str]:
         """The Prometheus metrics (tokenrelay/metrics.py) and their content type, in
