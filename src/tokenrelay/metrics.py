@@ -103,14 +103,40 @@ REDIS_ROUND_TRIP = Histogram(
 # --- streams ---------------------------------------------------------------------------
 
 
+class _PerProvider:
+    """One provider's series, looked up once (`labels()` takes a lock and hashes its
+    arguments on every call)."""
+
+    __slots__ = ("started", "in_progress", "output", "input", "ttft", "rate")
+
+    def __init__(self, provider: str):
+        self.started = STREAMS_STARTED.labels(provider)
+        self.in_progress = STREAMS_IN_PROGRESS.labels(provider)
+        self.output = OUTPUT_TOKENS.labels(provider)
+        self.input = INPUT_TOKENS.labels(provider)
+        self.ttft = MODEL_TTFT.labels(provider)
+        self.rate = TOKENS_PER_SECOND.labels(provider)
+
+
+_providers: dict[str, _PerProvider] = {}
+
+
+def _of(provider: str) -> _PerProvider:
+    series = _providers.get(provider)
+    if series is None:
+        series = _providers[provider] = _PerProvider(provider)
+    return series
+
+
 def stream_started(provider: str) -> None:
-    STREAMS_STARTED.labels(provider).inc()
-    STREAMS_IN_PROGRESS.labels(provider).inc()
+    series = _of(provider)
+    series.started.inc()
+    series.in_progress.inc()
 
 
 def stream_stopped(provider: str) -> None:
     """The generation's task is over (after its end, or cut by the loop closing)."""
-    STREAMS_IN_PROGRESS.labels(provider).dec()
+    _of(provider).in_progress.dec()
 
 
 def stream_ended(provider: str, reason: str, error_code: str | None,
@@ -119,20 +145,21 @@ def stream_ended(provider: str, reason: str, error_code: str | None,
     """One stream's end, all at once: its reason, its tokens, and its timings from
     perf_counter values: when the service took the request, asked the provider, and
     had the first token."""
+    series = _of(provider)
     STREAMS_FINISHED.labels(provider, reason).inc()
     if error_code is not None:
         STREAM_ERRORS.labels(error_code).inc()
     usage, rate = summary["usage"], summary["timings"]["tokens_per_s"]
     if usage["output_tokens"]:
-        OUTPUT_TOKENS.labels(provider).inc(usage["output_tokens"])
+        series.output.inc(usage["output_tokens"])
     if usage["input_tokens"]:
-        INPUT_TOKENS.labels(provider).inc(usage["input_tokens"])
+        series.input.inc(usage["input_tokens"])
     if asked is not None:
         ADDED_TTFT.observe(asked - accepted)
         if first_token is not None:
-            MODEL_TTFT.labels(provider).observe(first_token - asked)
+            series.ttft.observe(first_token - asked)
     if rate is not None:
-        TOKENS_PER_SECOND.labels(provider).observe(rate)
+        series.rate.observe(rate)
 
 
 _P = ParamSpec("_P")
