@@ -80,6 +80,9 @@ def serve(
         api_keys_file=api_keys_file, shutdown_grace=shutdown_grace,
     )
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        # Alembic says "Context impl ..." on every start and each migration it runs.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     registry = Registry()
     try:
         registry.resolve(settings.model)
@@ -88,7 +91,41 @@ def serve(
     except TokenrelayError as exc:
         typer.echo(f"Error: {exc.message}", err=True)
         raise typer.Exit(2) from None
+    logging.getLogger("tokenrelay").info("%s", _serving(settings))
     runner.run(application, settings, log_level=log_level)
+
+
+def _masked(url: str) -> str:
+    """`url` with its password, if any, as ***."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    name = user.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{name}:***@{host}"))
+
+
+def _database(url: str) -> str:
+    """The database as a person names it: the SQLite file, or the URL (masked)."""
+    from pathlib import Path
+
+    if url == "memory":
+        return "memory (nothing is kept after a restart)"
+    scheme, sep, path = url.partition(":///")
+    if scheme.partition("+")[0] == "sqlite" and sep and path and path != ":memory:":
+        return f"SQLite file {Path(path.partition('?')[0]).expanduser().resolve()}"
+    return _masked(url)
+
+
+def _serving(settings: Settings) -> str:
+    """The start-up line: where, which model, which database and Redis."""
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    workers = f"{settings.workers} workers" if settings.workers > 1 else "1 process"
+    redis = _masked(settings.redis) if settings.redis else "none (streams in this process)"
+    return (f"tokenrelay on http://{host}:{settings.port} ({workers}): model "
+            f"{settings.model}, database {_database(settings.database_url)}, redis {redis}")
 
 
 def _parse_options(pairs: Sequence[str]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from tokenrelay import metrics
 from tokenrelay.events import (
     DELTA, DONE, ERROR, REASONING, TOOL_CALL, Finish, ReasoningDelta, TextDelta, ToolCallDelta,
     Usage,
@@ -50,6 +51,8 @@ class Generation:
         abandon_after: float | None = None,
         written: asyncio.Future[None] | None = None,
         dropped: int = 0,
+        provider_name: str = "unknown",
+        accepted: float | None = None,
     ):
         self.stream_id = stream_id
         self.message_id = message_id
@@ -78,6 +81,11 @@ class Generation:
         self._finish: str = "stop"
         self._started = time.perf_counter()
         self._first_token: float | None = None
+        #: for the metrics: the provider's name (a label), when the service took the
+        #: request, and when the provider was asked (tokenrelay/metrics.py)
+        self._provider_name = provider_name
+        self._accepted = accepted if accepted is not None else self._started
+        self._asked: float | None = None
         #: the answer row's write, still in flight when the provider starts; every
         #: write of the answer waits for it, and its failure stops the generation
         self._written = written
@@ -106,6 +114,7 @@ class Generation:
         return not _failed(self._written)
 
     async def run(self) -> None:
+        metrics.stream_started(self._provider_name)
         watchdog = asyncio.create_task(self._watch_readers()) if self._abandon_after else None
         try:
             await self._pump_until_cancelled()
@@ -127,6 +136,7 @@ class Generation:
         else:
             await self._succeed(self._finish)
         finally:
+            metrics.stream_stopped(self._provider_name)
             if watchdog is not None:
                 watchdog.cancel()
 
@@ -148,7 +158,7 @@ class Generation:
 
     async def _pump(self) -> None:
         append, stream_id = self._streams.append, self.stream_id
-        slice_start = previous = time.perf_counter()
+        slice_start = previous = self._asked = time.perf_counter()
         # aclosing: a cancel that lands here (not inside the provider) still runs the
         # provider's cleanup at once, which closes the upstream or frees the model.
         async with contextlib.aclosing(self._provider.stream(self._request)) as chunks:
@@ -293,6 +303,20 @@ class Generation:
                 event, data = ERROR, {"code": "database_unavailable", "length": self._length,
                                       "message": _UNSTORED}
             await self._streams.append(self.stream_id, event, data)
+            self._count_end(event, data, summary)
+
+    def _count_end(self, event: str, data: dict[str, Any], summary: dict[str, Any]) -> None:
+        """The metrics of this stream, once, from its end (never per token)."""
+        if event == DONE:
+            reason = data["finish_reason"]
+            if reason == "cancelled" and self._cancel_reason == "abandoned":
+                reason = "abandoned"
+            code = None
+        else:
+            reason, code = "error", data["code"]
+        metrics.stream_ended(self._provider_name, reason, code, summary,
+                             accepted=self._accepted, asked=self._asked,
+                             first_token=self._first_token)
 
     async def _store_bounded(self, final: dict[str, Any]) -> None:
         write = asyncio.ensure_future(self._store_end(final))

@@ -120,7 +120,9 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
             if limiter is not None:
                 await limiter.close()
 
-    app = _App(title="tokenrelay", version="0.1.0", lifespan=lifespan)
+    # FastAPI's own /docs and /redoc load from a CDN; server/page.py serves them offline.
+    app = _App(title="tokenrelay", version="0.1.0", lifespan=lifespan, docs_url=None,
+               redoc_url=None)
     app.detach_bodies = settings.detach_bodies
     app.state.keys = Keys(settings.api_keys)
     app.add_middleware(Guard, keys=app.state.keys, limiter=limiter,
@@ -130,4 +132,5 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app.include_router(v1.router)
     app.include_router(page.router)
     page.mount_assets(app)
+    page.mount_docs_assets(app)
     return app

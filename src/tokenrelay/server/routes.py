@@ -1,10 +1,12 @@
-"""The /api routes: start a chat, read a stream (resume), cancel, read a conversation."""
+"""The /api routes: start a chat, read a stream (resume), cancel, read a conversation;
+and the operator's: /healthz, /readyz, /metrics."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
 
 from tokenrelay.errors import TokenrelayError
 from tokenrelay.server.auth import COOKIE, Keys
@@ -235,4 +237,29 @@ async def sign_out(request: Request) -> Response:
 
 @router.get("/healthz")
 async def healthz() -> dict[str, str]:
+    """Liveness: the process answers. Readiness (its database and Redis) is /readyz."""
     return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"description": "Not ready: what failed, in `checks`"}})
+async def readyz(request: Request) -> JSONResponse:
+    """Readiness: 200 when the database and (with --redis) Redis answer and the server
+    is not shutting down; 503 otherwise, with each check's result (details in the log)."""
+    checks = await _service(request).readiness()
+    failed = [f"{name} ({why})" for name, why in checks.items() if why is not None]
+    body: dict[str, Any] = {"status": "not_ready" if failed else "ready",
+                            "checks": {name: why or "ok" for name, why in checks.items()}}
+    if failed:
+        body["error"] = {"code": "not_ready", "message": "Not ready: " + ", ".join(failed)
+                         + " failed; the server log says why."}
+    return JSONResponse(body, status_code=503 if failed else 200,
+                        headers={"Cache-Control": "no-store"})
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics (tokenrelay/metrics.py): every worker's, from any of them."""
+    body, content_type = await _service(request).metrics_exposition(
+        request.headers.get("accept", ""))
+    return Response(body, headers={"Content-Type": content_type,
+                                   "Cache-Control": "no-store"})

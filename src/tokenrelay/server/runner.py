@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
 
 import uvicorn
 from fastapi import FastAPI
@@ -18,6 +22,9 @@ from tokenrelay.config import Settings
 BACKLOG = 65535
 #: full collections only after this many second-generation ones (CPython's default: 10)
 FULL_COLLECTION_EVERY = 1000
+#: prometheus_client's multiprocess switch: a folder where each worker keeps its values
+#: (tokenrelay/metrics.py)
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: the Python versions the GC tuning is for: measured on 3.11; 3.12 and 3.13 keep the
 #: same three-generation collector. 3.14's incremental collector ignores the third
 #: threshold, so there it would silently do nothing (and freezing alone is unmeasured).
@@ -71,7 +78,28 @@ def _run_workers(settings: Settings, log_level: str) -> None:
     """uvicorn's supervisor starts each worker from an import string; the workers
     read their settings from TOKENRELAY_* variables, set here from the flags."""
     os.environ.update(settings.env())
-    uvicorn.run("tokenrelay.server.app:app_from_env", factory=True, workers=settings.workers,
-                host=settings.host, port=settings.port, log_level=log_level,
-                loop="uvloop", http="httptools", backlog=BACKLOG,
-                timeout_graceful_shutdown=_connections_timeout(settings))
+    with metrics_folder():
+        uvicorn.run("tokenrelay.server.app:app_from_env", factory=True,
+                    workers=settings.workers, host=settings.host, port=settings.port,
+                    log_level=log_level, loop="uvloop", http="httptools", backlog=BACKLOG,
+                    timeout_graceful_shutdown=_connections_timeout(settings))
+
+
+@contextlib.contextmanager
+def metrics_folder() -> Iterator[str]:
+    """PROMETHEUS_MULTIPROC_DIR for the workers: each keeps its metrics in files there,
+    and /metrics sums them from whichever worker is asked. Set before they start (they
+    read it when they first import prometheus_client), to a folder of this run's own
+    (an earlier run's files would add to the counts), removed when the workers are
+    gone. An operator's own setting is used as it is, and its folder left alone."""
+    own = os.environ.get(MULTIPROC_ENV)
+    if own:
+        yield own
+        return
+    folder = tempfile.mkdtemp(prefix="tokenrelay-metrics-")
+    os.environ[MULTIPROC_ENV] = folder
+    try:
+        yield folder
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(folder, ignore_errors=True)

@@ -12,13 +12,14 @@ import asyncio
 import hashlib
 import logging
 import secrets
-from collections.abc import Collection, Mapping
+import time
+from collections.abc import Awaitable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
 
-from tokenrelay import sse
+from tokenrelay import metrics, sse
 from tokenrelay.config import Settings
 from tokenrelay.errors import InvalidRequest, NotFound, TokenrelayError
 from tokenrelay.events import START
@@ -43,6 +44,11 @@ __all__ = ["ChatInput", "ChatService", "Conversation", "DEFAULT_OWNER", "Page", 
            "StartedStream", "StoredMessage", "Tool"]
 
 log = logging.getLogger("tokenrelay.service")
+
+#: seconds each readiness check may take (Redis retries a refused connection for longer)
+READY_TIMEOUT = 2.0
+#: the id the readiness checks look up: no conversation or stream has it
+_PROBE = "readiness-probe"
 
 
 def _session_digest(token: str) -> str:
@@ -69,6 +75,8 @@ class ChatService:
         self._keys = IdempotencyKeys(store, streams)
         self._texts = AnswerTexts(store, self.background, settings.flush_interval)
         self._reaper = Reaper(store, streams, self._generations)
+        #: the readiness checks failing at the last look, and why (logged on change)
+        self._unready: dict[str, str] = {}
 
     @classmethod
     def build(cls, settings: Settings, registry: Registry | None = None) -> ChatService:
@@ -103,9 +111,11 @@ class ChatService:
     def closing(self) -> bool:
         return self._limits.closing
 
+    @metrics.counts_refusals
     async def start(self, chat: ChatInput) -> StartedStream:
         """Validate, store the new messages, start the generation; returns at once,
         with the `start` event already in the stream."""
+        accepted = time.perf_counter()
         if not chat.messages:
             raise InvalidRequest("'messages' is empty: send at least one message.",
                                  code="no_messages")
@@ -123,21 +133,24 @@ class ChatService:
                     return StartedStream(existing)
             async with self._keys.released_on_failure(chat.owner, chat.idempotency_key,
                                                       stream_id):
-                return await self._begin(chat, resolved, conversation, stream_id)
+                return await self._begin(chat, resolved, conversation, stream_id, accepted)
 
     async def _begin(self, chat: ChatInput, resolved: _Resolved,
-                     conversation: Conversation | None, stream_id: str) -> StartedStream:
+                     conversation: Conversation | None, stream_id: str,
+                     accepted: float) -> StartedStream:
         new = conversation is None
         if conversation is None:
             conversation = history.new_conversation(chat, resolved.model)
         turn = Turn.of(conversation, new=new, asked=list(chat.messages), model=resolved.model,
                        stream_id=stream_id)
         messages = history.for_answer(conversation, tuple(chat.messages))
-        return await self._launch(turn, resolved, messages, chat)
+        return await self._launch(turn, resolved, messages, chat, accepted)
 
+    @metrics.counts_refusals
     async def regenerate(self, conversation_id: str, chat: ChatInput) -> StartedStream:
         """Answer the last user message again. The earlier answer is kept as an earlier
         version (same `reply_to`); the model sees only the newest version afterwards."""
+        accepted = time.perf_counter()
         conversation = await self.conversation(conversation_id, chat.owner)
         last_user = next((m for m in reversed(conversation.messages) if m.role == "user"), None)
         if last_user is None:
@@ -149,7 +162,7 @@ class ChatService:
             turn = Turn.of(conversation, new=False, asked=(), model=resolved.model,
                            stream_id=new_id("st"), reply_to=last_user.id)
             messages = history.for_regenerate(conversation, last_user)
-            return await self._launch(turn, resolved, messages, chat)
+            return await self._launch(turn, resolved, messages, chat, accepted)
 
     async def _resolve(self, model: str | None, chat: ChatInput) -> _Resolved:
         name = model or self.settings.model
@@ -160,7 +173,7 @@ class ChatService:
         return _Resolved(name, provider, submodel, self.registry.options(provider, chat.options))
 
     async def _launch(self, turn: Turn, resolved: _Resolved, messages: tuple[Message, ...],
-                      chat: ChatInput) -> StartedStream:
+                      chat: ChatInput, accepted: float) -> StartedStream:
         answer, conversation = turn.answer, turn.conversation
         stream_id = answer.stream_id
         assert stream_id is not None
@@ -188,6 +201,7 @@ class ChatService:
             streams=self.streams, store=self.store if chat.persist else None,
             abandon_after=self.settings.abandon_after, written=written,
             keep=self.background.keep,
+            provider_name=resolved.model.partition("/")[0], accepted=accepted,
         )
         self.streams.on_cancel(stream_id, generation.cancel)
         task = self.background.spawn(generation.run(), f"generation {stream_id}")
@@ -212,7 +226,7 @@ class ChatService:
 
     def follow(self, started: StartedStream) -> Reading:
         """A reader of a stream this request just started (or its Idempotency-Key found)."""
-        return Reading(self.streams.read(started.stream_id, 0), sse.retry(self.settings.retry_ms))
+        return Reading(self._counted(started.stream_id, 0), sse.retry(self.settings.retry_ms))
 
     async def read(self, stream_id: str, after: int = 0,
                    owner: str = DEFAULT_OWNER) -> Reading | None:
@@ -221,15 +235,34 @@ class ChatService:
         info = await self.stream(stream_id, owner)
         if info.finished and after >= info.last_seq:
             return None
-        return Reading(self.streams.read(stream_id, after), sse.retry(self.settings.retry_ms))
+        if after > 0:
+            metrics.resumed()
+        return Reading(self._counted(stream_id, after), sse.retry(self.settings.retry_ms))
+
+    def _counted(self, stream_id: str, after: int) -> metrics.CountedReader:
+        """A reader from after `after`, counted as a disconnect if it leaves while the
+        stream's generation still runs here (with --redis, a reader of a stream that
+        another process generates is not counted: that would cost a round trip)."""
+
+        async def left_early() -> bool:
+            # The generation's task ends in the step that appends its terminal event,
+            # and leaves `_generations` in a callback just after; one loop turn here
+            # orders this check after it, so a reader that read to the end never counts.
+            await asyncio.sleep(0)
+            return stream_id in self._generations
+
+        return metrics.CountedReader(self.streams.read(stream_id, after), left_early)
 
     async def cancel(self, stream_id: str, owner: str = DEFAULT_OWNER) -> bool:
         """Stop a generation. False if it had already finished."""
         await self.stream(stream_id, owner)
         try:
-            return await self.streams.request_cancel(stream_id)
+            cancelled = await self.streams.request_cancel(stream_id)
         except StreamNotFound:
             return False  # it ended and expired in between
+        if cancelled:
+            metrics.cancelled()
+        return cancelled
 
     def stop_if_unread(self, stream_id: str) -> None:
         """A reader that stands for the asker hung up (an OpenAI client: that is how
@@ -317,6 +350,52 @@ class ChatService:
         if not await self.store.delete_conversation(conversation_id, owner=owner):
             raise NotFound(f"No conversation {conversation_id!r}.", code="conversation_not_found")
 
+    # --- operations ------------------------------------------------------------------
+
+    async def readiness(self) -> dict[str, str | None]:
+        """Whether this process can take answers now (`GET /readyz`): each check, None
+        when it passed, else a short reason (the full one goes to the log, once, when
+        the check starts failing). The database and, with --redis, Redis must each
+        answer a trivial read within READY_TIMEOUT seconds, and the server must not be
+        draining (a load balancer should send new requests elsewhere by then)."""
+        probes = {"database": self.store.get_conversation(_PROBE, owner=_PROBE)}
+        if self.settings.redis:
+            probes["redis"] = self.streams.info(_PROBE)
+        results = await asyncio.gather(*(self._probe(p) for p in probes.values()))
+        failures = {name: why for name, why in zip(probes, results, strict=True) if why}
+        if self.closing:
+            failures["accepting"] = "the server is shutting down"
+        self._log_readiness(failures)
+        return {name: (None if name not in failures else failures[name].split(":", 1)[0])
+                for name in (*probes, "accepting")}
+
+    @staticmethod
+    async def _probe(check: Awaitable[object]) -> str | None:
+        try:
+            async with asyncio.timeout(READY_TIMEOUT):
+                await check
+        except StreamNotFound:
+            return None  # Redis answered: no such stream
+        except TimeoutError:
+            return f"no answer within {READY_TIMEOUT:g}s"
+        except Exception as exc:  # whatever the driver raises: the check failed
+            first_line = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+            return f"{type(exc).__name__}: {first_line}"
+        return None
+
+    def _log_readiness(self, failures: dict[str, str]) -> None:
+        for name, why in failures.items():
+            if name not in self._unready:
+                log.warning("not ready: %s failed (%s)", name, why)
+        for name in self._unready.keys() - failures.keys():
+            log.info("ready again: %s answers", name)
+        self._unready = failures
+
+    async def metrics_exposition(self, accept: str = "") -> tuple[bytes, str]:
+        """The Prometheus metrics (tokenrelay/metrics.py) and their content type, in
+        the format `accept` asks for; in a thread, since with workers they are files."""
+        return await asyncio.to_thread(metrics.exposition, accept)
+
     # --- lifecycle -------------------------------------------------------------------
 
     async def reap(self) -> int:
@@ -356,3 +435,4 @@ class ChatService:
         await self.registry.aclose()
         await self.streams.close()
         await self.store.close()
+        metrics.process_ended()

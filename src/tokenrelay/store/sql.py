@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from tokenrelay import metrics
 from tokenrelay.errors import TokenrelayError
 from tokenrelay.store import (
     Conversation, StoredMessage, Page, Status, Store, Turn, decode_cursor, encode_cursor, now,
@@ -193,6 +194,7 @@ class SqlStore(Store):
                 conversations.delete().where(conversations.c.id == conversation_id))
         return True
 
+    @metrics.store_write("add_turn")
     async def add_turn(self, turn: Turn) -> None:
         conversation, answer = turn.conversation, turn.answer
         async with self._engine.begin() as connection:
@@ -207,6 +209,7 @@ class SqlStore(Store):
                     .values(updated=answer.created, model=answer.model))
             await connection.execute(messages.insert(), [_row(m) for m in (*turn.asked, answer)])
 
+    @metrics.store_write("update_message")
     async def update_message(self, message_id: str, *, if_status: Status | None = None,
                              **changes: Any) -> None:
         query = messages.update().where(messages.c.id == message_id)
@@ -215,6 +218,7 @@ class SqlStore(Store):
         async with self._engine.begin() as connection:
             await connection.execute(query.values(**changes))
 
+    @metrics.store_write("update_texts")
     async def update_texts(self, texts: Mapping[str, str],
                            reasoning: Mapping[str, str] | None = None) -> None:
         # One statement run for all (executemany) in one transaction: the texts of a

@@ -24,6 +24,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError, ResponseError
 
+from tokenrelay import metrics
 from tokenrelay.events import TERMINAL_EVENTS
 from tokenrelay.streams import StreamExists, StreamInfo
 from tokenrelay.streams.memory import MemoryStreamLog
@@ -72,6 +73,7 @@ class Producer:
                        asyncio.create_task(self._renew_leases())]
 
     async def create(self, stream_id: str, owner: str | None) -> None:
+        started = time.perf_counter()
         claimed = await self._redis.set(keys.lease(stream_id), self._owner,
                                         ex=keys.seconds(self._lease), nx=True)
         if not claimed:
@@ -80,6 +82,7 @@ class Producer:
             # As long as the events: LIVE_TTL while live (with slack), `retention` after.
             await self._redis.set(keys.owner(stream_id), owner,
                                   ex=keys.LIVE_TTL + keys.seconds(self._retention))
+        metrics.redis_round_trip("create", started)  # on the way to the first token
         await self._local.create(stream_id, owner)
         self._producing[stream_id] = _Producing()
 
@@ -129,7 +132,9 @@ class Producer:
         if not sent:
             return
         try:
+            started = time.perf_counter()
             results = await pipe.execute(raise_on_error=False)
+            metrics.redis_round_trip("flush", started)
             self._raise_failure(results, {at for *_, at in sent})
         except BaseException:
             for _, producing, _, at in sent:
@@ -210,7 +215,9 @@ class Producer:
                 for stream_id in live:
                     pipe.set(keys.lease(stream_id), self._owner, ex=keys.seconds(self._lease))
                     pipe.exists(keys.cancel(stream_id))
+                started = time.perf_counter()
                 results = await pipe.execute()
+                metrics.redis_round_trip("renew_leases", started)
             except RedisError:
                 self._outage.noticed()
                 continue
