@@ -23,7 +23,7 @@ def _main() -> None:
 
 #: what `tokenrelay serve` needs beyond the plain install (the client and the
 #: terminal chat need neither), and the extra that brings it
-_SERVER_EXTRA = ("fastapi", "uvicorn", "sqlalchemy", "orjson")
+_SERVER_EXTRA = ("fastapi", "uvicorn", "sqlalchemy", "orjson", "prometheus_client")
 
 
 def _server_missing() -> str | None:
