@@ -139,6 +139,23 @@ def _conversation_json(conversation: Conversation) -> dict[str, Any]:
     }
 
 
+@router.get("/api/conversations/events", response_class=EventStreamResponse,
+            status_code=200, responses={200: {"content": {"text/event-stream": {}}}})
+async def conversation_events(
+    request: Request,
+    last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    last_event_id: Annotated[str | None, Query()] = None,
+) -> Response:
+    """This owner's conversation changes, as an EventSource: `conversation` events
+    (`change`: created, turn, answered, renamed, deleted; `conversation_id`, `title`,
+    `stream_id`), from now or from after `Last-Event-ID`; `reset` when what was missed
+    is no longer known (reload the list)."""
+    raw = last_event_id_header if last_event_id_header is not None else last_event_id
+    after = _resume_point(raw, None) if raw not in (None, "") else None
+    reading = _service(request).changes(_owner(request), after)
+    return EventStreamResponse(reading.chunks, prelude=reading.prelude)
+
+
 @router.get("/api/conversations")
 async def list_conversations(
     request: Request,

@@ -30,6 +30,7 @@ from tokenrelay.service import history
 from tokenrelay.service.answers import AnswerTexts
 from tokenrelay.service.background import Background
 from tokenrelay.service.backends import make_store, make_streams
+from tokenrelay.service.feed import ConversationFeed
 from tokenrelay.service.generations import Generations, Running
 from tokenrelay.service.idempotency import IdempotencyKeys
 from tokenrelay.service.inputs import ChatInput, Reading, StartedStream
@@ -75,6 +76,7 @@ class ChatService:
         self._keys = IdempotencyKeys(store, streams)
         self._texts = AnswerTexts(store, self.background, settings.flush_interval)
         self._reaper = Reaper(store, streams, self._generations)
+        self.feed = ConversationFeed(settings.heartbeat)
         #: the readiness checks failing at the last look, and why (logged on change)
         self._unready: dict[str, str] = {}
 
@@ -208,7 +210,28 @@ class ChatService:
         self._generations.add(stream_id, Running(generation, task, conversation.id, chat.owner))
         if chat.persist:
             self._texts.track(generation, task)
+            self._announce(turn, chat.owner, written, task)
         return StartedStream(stream_id, conversation.id)
+
+    def _announce(self, turn: Turn, owner: str, written: asyncio.Future[None] | None,
+                  task: asyncio.Task[None]) -> None:
+        """Tell the owner's open pages: once the turn is stored (a page that reads the
+        conversation then finds it), and again when its answer has ended."""
+        conversation, stream_id = turn.conversation, turn.answer.stream_id
+        data = {"conversation_id": conversation.id, "title": conversation.title,
+                "stream_id": stream_id}
+
+        def stored(future: asyncio.Future[None]) -> None:
+            if not future.cancelled() and future.exception() is None:
+                self.feed.publish(owner, "created" if turn.new else "turn", data)
+
+        if written is not None:
+            written.add_done_callback(stored)
+        task.add_done_callback(lambda _: self.feed.publish(owner, "answered", data))
+
+    def changes(self, owner: str, after: int | None) -> Reading:
+        """The owner's conversation changes, from after `after` (None: from now)."""
+        return Reading(self.feed.read(owner, after), sse.retry(self.settings.retry_ms))
 
     # --- streams ---------------------------------------------------------------------
 
@@ -340,6 +363,8 @@ class ChatService:
         renamed = await self.store.rename_conversation(conversation_id, owner=owner, title=title)
         if renamed is None:
             raise NotFound(f"No conversation {conversation_id!r}.", code="conversation_not_found")
+        self.feed.publish(owner, "renamed", {"conversation_id": conversation_id,
+                                             "title": renamed.title})
         return renamed
 
     async def delete(self, conversation_id: str, owner: str = DEFAULT_OWNER) -> None:
@@ -349,6 +374,7 @@ class ChatService:
                                      "cancelled", timeout=5)
         if not await self.store.delete_conversation(conversation_id, owner=owner):
             raise NotFound(f"No conversation {conversation_id!r}.", code="conversation_not_found")
+        self.feed.publish(owner, "deleted", {"conversation_id": conversation_id})
 
     # --- operations ------------------------------------------------------------------
 
