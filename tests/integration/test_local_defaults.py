@@ -15,8 +15,10 @@ from tests.sse_client import chat
 
 pytestmark = pytest.mark.model
 
-#: about 2,600 tokens of SmolLM2's tokenizer a message: four are over its 8,192 window
+#: about 2,600 tokens of SmolLM2's tokenizer: four such are over its 8,192 window
 LONG = "The river bends around the old mill and the water runs on. " * 220
+#: a short window for the history test: the kept prompt is what the CPU reads first
+SHORT_WINDOW = 1024
 
 
 @pytest.fixture(scope="module")
@@ -47,16 +49,18 @@ def test_an_answer_without_max_tokens_is_bounded(local_server: Server) -> None:
     assert done["usage"]["output_tokens"] <= DEFAULT_MAX_TOKENS
 
 
-def test_a_history_past_the_window_keeps_the_newest_turns(local_server: Server) -> None:
+def test_a_history_past_the_window_keeps_the_newest_turns() -> None:
+    note = LONG[:1200]  # about 240 tokens
     history = []
-    for n in range(4):
-        history += [_user(f"Note {n}: {LONG}"), {"role": "assistant", "content": "Noted."}]
-    received = chat(local_server.url, {"messages": [*history, _user("Say OK.")],
-                                       "max_tokens": 8}, timeout=120)
+    for n in range(8):
+        history += [_user(f"Note {n}: {note}"), {"role": "assistant", "content": "Noted."}]
+    with start_server(env={"TOKENRELAY_LOCAL_CONTEXT": str(SHORT_WINDOW)}) as short:
+        received = chat(short.url, {"messages": [*history, _user("Say OK.")],
+                                    "max_tokens": 8}, timeout=120)
     name, done = received.last
     assert name == "done", done
     assert done["messages_dropped"] >= 2  # at least the oldest note and its answer
-    assert 0 < done["usage"]["input_tokens"] <= 8192
+    assert 0 < done["usage"]["input_tokens"] <= SHORT_WINDOW - 8
 
 
 def test_one_message_too_long_for_the_window_is_a_clear_400(local_server: Server) -> None:

@@ -111,7 +111,9 @@ class LocalProvider(Provider):
 
     def __init__(self, *, n_ctx: int | None = None, n_threads: int | None = None,
                  directory: Path | None = None):
-        self._n_ctx = n_ctx
+        #: the context window: the GGUF's trained one (at most MAX_CONTEXT) unless set
+        #: here or by TOKENRELAY_LOCAL_CONTEXT (less memory, or a test's short window)
+        self._n_ctx = n_ctx or int(os.environ.get("TOKENRELAY_LOCAL_CONTEXT") or 0) or None
         self._n_threads = n_threads or os.cpu_count() or 1
         self._directory = directory or models_dir()
         self._models: dict[Path, _Model] = {}  # least recently used first
