@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.integration.test_store_contract import store, store_url  # noqa: F401 (fixtures)
-from tests.servers import Server
+from tests.servers import Server, start_server
 from tokenrelay.store import Conversation, Store, Turn, new_id, now
 
 TEXT = "Streams for\nuseChat. " * 3
@@ -83,8 +83,10 @@ def _checked(chunks: list[dict[str, Any] | str]) -> list[dict[str, Any]]:
     return body  # type: ignore[return-value]
 
 
-def _post(server: Server, body: dict[str, Any]) -> tuple[httpx.Response, list[dict[str, Any]]]:
-    with httpx.stream("POST", f"{server.url}/api/aisdk/chat", json=body, timeout=30) as response:
+def _post(server: Server, body: dict[str, Any],
+          headers: dict[str, str] | None = None) -> tuple[httpx.Response, list[dict[str, Any]]]:
+    with httpx.stream("POST", f"{server.url}/api/aisdk/chat", json=body, headers=headers,
+                      timeout=30) as response:
         assert response.status_code == 200, response.read()
         return response, _checked(list(_chunks(response.iter_lines())))
 
@@ -176,10 +178,25 @@ def test_the_same_chat_id_continues_its_conversation_without_duplicates(server: 
     assert chat["messages"][1]["id"] == first[0]["messageId"]
 
 
-def test_a_chat_id_is_its_owners_only(server: Server) -> None:
-    missing = httpx.get(f"{server.url}/api/aisdk/chat/{uuid.uuid4().hex}")
-    assert missing.status_code == 404
-    assert missing.json()["error"]["code"] == "conversation_not_found"
+def test_a_chat_not_stored_yet_is_empty_and_cannot_be_stopped(server: Server) -> None:
+    chat_id = uuid.uuid4().hex
+    chat = httpx.get(f"{server.url}/api/aisdk/chat/{chat_id}")
+    assert chat.status_code == 200 and chat.json()["messages"] == []
+    stop = httpx.post(f"{server.url}/api/aisdk/chat/{chat_id}/stop")
+    assert stop.status_code == 404 and stop.json()["error"]["code"] == "conversation_not_found"
+
+
+def test_one_chat_id_names_a_conversation_per_owner() -> None:
+    alice, bob = {"Authorization": "Bearer alice-key"}, {"Authorization": "Bearer bob-key"}
+    with start_server("--model", "scripted",
+                      env={"TOKENRELAY_API_KEYS": "alice-key,bob-key"}) as keyed:
+        _, mine = _post(keyed, _body("shared-name", [_user("alice asks")], text="A."), alice)
+        _, theirs = _post(keyed, _body("shared-name", [_user("bob asks")], text="B."), bob)
+        ids = {c[0]["messageMetadata"]["conversationId"] for c in (mine, theirs)}
+        assert len(ids) == 2
+        for key, question in ((alice, "alice asks"), (bob, "bob asks")):
+            chat = httpx.get(f"{keyed.url}/api/aisdk/chat/shared-name", headers=key).json()
+            assert chat["messages"][0]["parts"][0]["text"] == question
 
 
 def test_sending_only_what_is_stored_is_refused(server: Server) -> None:

@@ -300,8 +300,11 @@ async def stop(chat_id: str, request: Request) -> dict[str, Any]:
 @router.get("/chat/{chat_id}")
 async def messages(chat_id: str, request: Request) -> dict[str, Any]:
     """The stored chat as UIMessages (useChat's `messages`), without the answer still
-    generating: GET .../stream brings that one, whole."""
-    conversation = await _chat(_service(request), chat_id, request.state.owner)
+    generating: GET .../stream brings that one, whole. A chat not stored yet is empty
+    (a client names its chats before their first message)."""
+    conversation = await _service(request).chat(chat_id, request.state.owner)
+    if conversation is None:
+        return {"id": chat_id, "conversation_id": None, "messages": []}
     return {"id": chat_id, "conversation_id": conversation.id,
             "messages": _ui_messages(conversation.history())}
 
