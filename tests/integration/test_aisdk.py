@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 import threading
 import time
 import uuid
@@ -18,7 +20,7 @@ import httpx
 import pytest
 
 from tests.integration.test_store_contract import store, store_url  # noqa: F401 (fixtures)
-from tests.servers import Server, start_server
+from tests.servers import ROOT, Server, start_server
 from tokenrelay.store import Conversation, Store, Turn, new_id, now
 
 TEXT = "Streams for\nuseChat. " * 3
@@ -147,6 +149,36 @@ def test_tool_calls_stream_their_input_and_end_with_tool_calls(server: Server) -
                                "toolName": call["name"], "input": call["arguments"]}]
     assert types[-2:] == ["finish-step", "finish"]
     assert chunks[-1]["finishReason"] == "tool-calls"
+
+
+SDK_READER = ROOT / "tests" / "e2e" / "aisdk_app" / "read-stream.mjs"
+
+
+def _read_with_the_sdk(server: Server, **options: Any) -> dict[str, Any]:
+    """The UIMessage the AI SDK itself builds from our stream (every chunk validated
+    by its schema): tests/e2e/aisdk_app/read-stream.mjs under Node."""
+    node = shutil.which("node")
+    if node is None or not (SDK_READER.parent / "node_modules" / "ai").exists():
+        pytest.skip("The AI SDK test app is not installed: `make aisdk-app` (make test does this)")
+    done = subprocess.run([node, str(SDK_READER), server.url, uuid.uuid4().hex,
+                           json.dumps(options)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+def test_the_ai_sdk_reads_text_reasoning_and_tool_calls_into_one_message(
+        server: Server) -> None:
+    message = _read_with_the_sdk(server, reasoning="Thinking.", text="Calling it.",
+                                 tool_calls=[{"name": "weather", "arguments": {"city": "Oslo"}}])
+    assert message["role"] == "assistant" and message["id"].startswith("msg_")
+    assert message["metadata"]["finishReason"] == "tool_calls"
+    parts = [p for p in message["parts"] if p["type"] != "step-start"]
+    assert parts == [
+        {"type": "reasoning", "id": "reasoning-1", "text": "Thinking.", "state": "done"},
+        {"type": "text", "text": "Calling it.", "state": "done"},
+        {"type": "tool-weather", "toolCallId": parts[2]["toolCallId"],
+         "state": "input-available", "input": {"city": "Oslo"}},
+    ]
 
 
 def test_a_failing_model_ends_with_an_error_chunk(server: Server) -> None:
