@@ -78,7 +78,8 @@ def _wait_words(page: Page, count: int) -> None:
     """Until the answer on screen has `count` words, and not yet all of them."""
     page.wait_for_function(
         """([count, total]) => {
-          const text = [...document.querySelectorAll('li.assistant p.text')].pop()?.textContent ?? '';
+          const texts = [...document.querySelectorAll('li.assistant p.text')];
+          const text = texts.pop()?.textContent ?? '';
           const words = text.split(/\\s+/).filter(Boolean).length;
           return words >= count && words < total;
         }""", arg=[count, len(WORDS)])

@@ -98,7 +98,8 @@ def _types(chunks: list[dict[str, Any]]) -> list[str]:
 
 
 def _conversation(server: Server, conversation_id: str) -> dict[str, Any]:
-    return httpx.get(f"{server.url}/api/conversations/{conversation_id}").json()  # type: ignore[no-any-return]
+    response = httpx.get(f"{server.url}/api/conversations/{conversation_id}")
+    return response.json()  # type: ignore[no-any-return]
 
 
 def test_text_streams_as_ui_message_chunks(server: Server) -> None:
@@ -337,7 +338,8 @@ def test_stop_after_a_resume_stops_the_model(server: Server) -> None:
         assert _types(reader.join())[-1] == "abort"
 
 
-async def test_a_stores_chat_ids_name_one_conversation_per_owner(store: Store) -> None:  # noqa: F811
+async def test_a_stores_chat_ids_name_one_conversation_per_owner(
+        store: Store) -> None:  # noqa: F811 (the fixture)
     def conversation(owner: str, chat_id: str | None) -> Conversation:
         created = now()
         return Conversation(id=new_id("conv"), title="t", created=created, updated=created,
