@@ -350,6 +350,28 @@ class ChatService:
             raise NotFound(f"No conversation {conversation_id!r}.", code="conversation_not_found")
         return conversation
 
+    async def chat(self, chat_id: str, owner: str = DEFAULT_OWNER) -> Conversation | None:
+        """The owner's conversation a client named `chat_id` (ChatInput.chat_id), or None."""
+        return await self.store.find_conversation(owner=owner, chat_id=chat_id)
+
+    async def active_stream(self, conversation_id: str,
+                            owner: str = DEFAULT_OWNER) -> str | None:
+        """The stream of the answer still generating in a conversation, or None. Asked
+        of this process's generations first (the answer's row may not be written yet),
+        then of the store (with a shared log, another host may be generating it)."""
+        conversation = await self.conversation(conversation_id, owner)
+        running = self._generations.in_conversation(conversation_id)
+        streaming = [r.generation.stream_id for r in running] + [
+            m.stream_id for m in reversed(conversation.messages)
+            if m.role == "assistant" and m.status == "streaming" and m.stream_id]
+        for stream_id in streaming:
+            try:
+                if not (await self.streams.info(stream_id)).finished:
+                    return stream_id
+            except StreamNotFound:
+                continue  # its producer died; the reaper marks it interrupted
+        return None
+
     async def conversations(self, owner: str = DEFAULT_OWNER, *, limit: int = 20,
                             cursor: str | None = None) -> Page:
         try:

@@ -19,7 +19,7 @@ def new_conversation(chat: ChatInput, model: str) -> Conversation:
     first_user = next((m.content for m in chat.messages if m.role == "user"), "")
     created = now()
     return Conversation(id=new_id("conv"), title=title_of(first_user), created=created,
-                        updated=created, owner=chat.owner, model=model)
+                        updated=created, owner=chat.owner, model=model, chat_id=chat.chat_id)
 
 
 def _message(stored: StoredMessage) -> Message:

@@ -21,6 +21,9 @@ class ChatInput:
     messages: Sequence[Message]
     model: str | None = None
     conversation_id: str | None = None
+    #: a new conversation's name chosen by the client (the AI SDK's chat id), by
+    #: which `ChatService.chat` finds it again
+    chat_id: str | None = None
     max_tokens: int | None = None
     temperature: float | None = None
     options: Mapping[str, Any] = field(default_factory=dict)

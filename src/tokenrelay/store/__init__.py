@@ -76,6 +76,8 @@ class Conversation:
     owner: str = DEFAULT_OWNER
     model: str | None = None
     messages: list[StoredMessage] = field(default_factory=list)
+    #: the name a client chose for it (the AI SDK's chat id), unique per owner
+    chat_id: str | None = None
 
     def history(self) -> list[StoredMessage]:
         """What the model sees: every message with text or tool calls, each user
@@ -168,6 +170,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def get_conversation(self, conversation_id: str, *, owner: str) -> Conversation | None:
         """The conversation with its messages in order, or None."""
+
+    @abc.abstractmethod
+    async def find_conversation(self, *, owner: str, chat_id: str) -> Conversation | None:
+        """The owner's conversation the client named `chat_id`, with its messages, or None."""
 
     @abc.abstractmethod
     async def list_conversations(self, *, owner: str, limit: int,

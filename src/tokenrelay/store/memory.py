@@ -30,6 +30,11 @@ class MemoryStore(Store):
             conversation, messages=[dataclasses.replace(m) for m in conversation.messages]
         )
 
+    async def find_conversation(self, *, owner: str, chat_id: str) -> Conversation | None:
+        found = next((c for c in self._conversations.values()
+                      if c.owner == owner and c.chat_id == chat_id), None)
+        return None if found is None else await self.get_conversation(found.id, owner=owner)
+
     async def list_conversations(self, *, owner: str, limit: int,
                                  cursor: str | None = None) -> Page:
         ordered = sorted((c for c in self._conversations.values() if c.owner == owner),
@@ -60,6 +65,11 @@ class MemoryStore(Store):
         return True
 
     async def add_turn(self, turn: Turn) -> None:
+        chat_id = turn.conversation.chat_id
+        if turn.new and chat_id is not None and await self.find_conversation(
+                owner=turn.conversation.owner, chat_id=chat_id) is not None:
+            # As the database's unique index does: one conversation per chat id.
+            raise ValueError(f"the chat id {chat_id!r} names a conversation already")
         if turn.new:
             self._conversations[turn.conversation.id] = dataclasses.replace(
                 turn.conversation, messages=[])

@@ -17,7 +17,9 @@ conversations = Table(
     Column("model", String(1000)),
     Column("created", DateTime(timezone=True), nullable=False),
     Column("updated", DateTime(timezone=True), nullable=False),
+    Column("chat_id", String(200)),
     Index("ix_conversations_owner_updated", "owner", "updated", "id"),
+    Index("ux_conversations_owner_chat_id", "owner", "chat_id", unique=True),
 )
 
 messages = Table(

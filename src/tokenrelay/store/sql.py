@@ -63,7 +63,8 @@ def _row(message: StoredMessage) -> dict[str, Any]:
 
 def _conversation(row: Any) -> Conversation:
     return Conversation(id=row.id, title=row.title, created=_utc(row.created),
-                        updated=_utc(row.updated), owner=row.owner, model=row.model)
+                        updated=_utc(row.updated), owner=row.owner, model=row.model,
+                        chat_id=row.chat_id)
 
 
 def _migrate(connection: sa.Connection) -> None:
@@ -153,6 +154,13 @@ class SqlStore(Store):
             conversation.messages = [_message(r) for r in rows]
         return conversation
 
+    async def find_conversation(self, *, owner: str, chat_id: str) -> Conversation | None:
+        async with self._engine.connect() as connection:
+            found = await connection.scalar(
+                sa.select(conversations.c.id).where(conversations.c.owner == owner,
+                                                    conversations.c.chat_id == chat_id))
+        return None if found is None else await self.get_conversation(str(found), owner=owner)
+
     async def list_conversations(self, *, owner: str, limit: int,
                                  cursor: str | None = None) -> Page:
         query = conversations.select().where(conversations.c.owner == owner)
@@ -202,6 +210,7 @@ class SqlStore(Store):
                 await connection.execute(conversations.insert().values(
                     id=conversation.id, owner=conversation.owner, title=conversation.title,
                     model=answer.model, created=conversation.created, updated=answer.created,
+                    chat_id=conversation.chat_id,
                 ))
             else:
                 await connection.execute(
