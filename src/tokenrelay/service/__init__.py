@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import logging
 import secrets
+import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -133,6 +134,8 @@ class ChatService:
         turn = Turn.of(conversation, new=new, asked=list(chat.messages), model=resolved.model,
                        stream_id=stream_id)
         messages = history.for_answer(conversation, tuple(chat.messages))
+        if chat.instructions:
+            messages = (Message("system", chat.instructions), *messages)
         return await self._launch(turn, resolved, messages, chat)
 
     async def regenerate(self, conversation_id: str, chat: ChatInput) -> StartedStream:
@@ -178,6 +181,8 @@ class ChatService:
         await self.streams.append(stream_id, START, {
             "stream_id": stream_id, "conversation_id": conversation.id,
             "message_id": answer.id, "model": resolved.model, "title": conversation.title,
+            # in the log, so that every reader of the stream tells the same time
+            "created": int(time.time()),
         })
         # The turn is written while the provider starts (issue 7: the database is not
         # on the way to the first token); the generation's own writes wait for it.
