@@ -25,7 +25,6 @@ import orjson
 from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from tokenrelay import sse
 from tokenrelay.errors import NotFound, TokenrelayError
 from tokenrelay.events import DELTA, DONE, ERROR, REASONING, START, TOOL_CALL
 from tokenrelay.messages import AssistantToolCall, Message
@@ -33,6 +32,7 @@ from tokenrelay.server.responses import EventStreamResponse
 from tokenrelay.server.schemas import ReasoningEffort
 from tokenrelay.server.v1 import SAMPLING
 from tokenrelay.service import ChatInput, ChatService, StoredMessage, Tool
+from tokenrelay.sse import PING, Decoder, encode_json
 
 router = APIRouter(prefix="/v1")
 
@@ -286,7 +286,7 @@ class Translation:
 
 def encode(events: Iterable[dict[str, Any]]) -> bytes:
     """Responses events as SSE: `event:` its type, `id:` its sequence number (last)."""
-    return b"".join(sse.encode_json(orjson.dumps(e), e["type"], e["sequence_number"])
+    return b"".join(encode_json(orjson.dumps(e), e["type"], e["sequence_number"])
                     for e in events)
 
 
@@ -534,7 +534,7 @@ async def _translated(chunks: AsyncIterator[bytes], translation: Translation,
                       until: int | None = None) -> AsyncIterator[list[dict[str, Any]] | None]:
     """The Responses events of each chunk of the log (None for a heartbeat), to the
     stream's end, or to log event `until` and no further (a snapshot)."""
-    decoder = sse.Decoder()
+    decoder = Decoder()
     async with contextlib.aclosing(chunks) as source:
         async for chunk in source:
             events = decoder.feed(chunk)
@@ -622,7 +622,7 @@ async def _streamed(service: ChatService, stream_id: str, chunks: AsyncIterator[
         async with contextlib.aclosing(_translated(chunks, Translation())) as batches:
             async for events in batches:
                 if events is None:
-                    yield sse.PING  # a quiet wait must not look like a dead connection
+                    yield PING  # a quiet wait must not look like a dead connection
                     continue
                 ended = ended or any(e["type"] in _TERMINAL for e in events)
                 wanted = [e for e in events if e["sequence_number"] > after]
