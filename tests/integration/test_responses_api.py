@@ -150,6 +150,11 @@ def test_previous_response_id_keeps_the_history(sdk: openai.OpenAI, server: Serv
     with pytest.raises(openai.BadRequestError, match="not the latest"):
         sdk.responses.create(model="scripted", input="again", previous_response_id=first.id)
     assert sdk.responses.retrieve(first.id).output_text == "Hello Ada."
+    # OpenAI's `conversation` parameter names a tokenrelay conversation as it is
+    third = sdk.responses.create(model="scripted", input="Bye.",
+                                 conversation=first.conversation.id, extra_body={"text": "Bye!"})
+    assert third.conversation.id == first.conversation.id
+    assert len(_stored(server, first.conversation.id)["messages"]) == 6
 
 
 def test_an_unstored_response_cannot_be_continued(sdk: openai.OpenAI) -> None:
@@ -257,6 +262,35 @@ def test_the_sdk_raises_bad_request_for_a_built_in_tool(sdk: openai.OpenAI) -> N
     with pytest.raises(openai.BadRequestError, match="web_search"):
         sdk.responses.create(model="scripted", input="hi",
                              tools=[{"type": "web_search"}])  # type: ignore[list-item]
+
+
+def test_once_its_stream_has_expired_a_response_is_read_from_the_store() -> None:
+    with start_server("--model", "scripted", "--retention", "0.2") as server, \
+            openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0) as sdk:
+        first = sdk.responses.create(model="scripted", input="hi",
+                                     tools=TOOLS,  # type: ignore[arg-type]
+                                     extra_body={"text": "Calling. ", "reasoning": "Hm.",
+                                                 "tool_calls": CALLS[:1]})
+
+        def expired() -> bool:
+            try:
+                list(sdk.responses.retrieve(first.id, stream=True))
+            except openai.NotFoundError:
+                return True
+            return False
+
+        _until(expired, "the stream expired")
+        stored = sdk.responses.retrieve(first.id)
+        assert stored.id == first.id and stored.status == "completed"
+        assert [item.type for item in stored.output] == ["reasoning", "message", "function_call"]
+        assert stored.output_text == "Calling. " and stored.usage == first.usage
+        assert stored.output[2].call_id == first.output[2].call_id
+        assert sdk.responses.cancel(first.id).status == "completed", "it had ended"
+        follow_up = sdk.responses.create(
+            model="scripted", previous_response_id=first.id,
+            input=[{"type": "function_call_output", "call_id": stored.output[2].call_id,
+                    "output": "sunny"}], extra_body={"text": "Sunny."})
+        assert follow_up.output_text == "Sunny."
 
 
 ALICE, BOB = "sk-alice-" + "a" * 24, "sk-bob-" + "b" * 24

@@ -614,6 +614,9 @@ def _upstream_status(code: str) -> int:
     return {"upstream_rate_limited": 429, "upstream_timeout": 504}.get(code, 502)
 
 
+_TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+
 async def _streamed(service: ChatService, stream_id: str, chunks: AsyncIterator[bytes], *,
                     after: int = -1, stop_on_hangup: bool = False) -> AsyncIterator[bytes]:
     """The Responses events after sequence number `after`, as SSE bytes."""
@@ -634,8 +637,6 @@ async def _streamed(service: ChatService, stream_id: str, chunks: AsyncIterator[
             # (a background response goes on, and is cancelled only explicitly).
             service.stop_if_unread(stream_id)
 
-
-_TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
 
 # --- routes ----------------------------------------------------------------------------
