@@ -212,6 +212,9 @@ def test_function_tools_flattened_and_built_in_tools_refused_by_name() -> None:
     assert "web_search" in caught.value.message and "file_search" in caught.value.message
     with pytest.raises(TokenrelayError, match="flattened"):
         _tools([{"type": "function", "function": {"name": "f"}}])
+    with pytest.raises(TokenrelayError, match="name") as invalid:
+        _tools([{"type": "function", "parameters": {}}])
+    assert invalid.value.status == 400
 
 
 def test_tool_choice_in_the_providers_form() -> None:

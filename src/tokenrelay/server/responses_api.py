@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Header, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tokenrelay.errors import NotFound, TokenrelayError
 from tokenrelay.events import DELTA, DONE, ERROR, REASONING, START, TOOL_CALL
@@ -442,7 +442,13 @@ def _tools(tools: list[dict[str, Any]] | None) -> tuple[Tool, ...]:
             raise TokenrelayError("The Responses API takes function tools flattened: "
                                   '{"type": "function", "name", "description", "parameters"}'
                                   ", not nested under 'function'.", code="invalid_request")
-        parsed.append(FunctionTool.model_validate(tool))
+        try:
+            parsed.append(FunctionTool.model_validate(tool))
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'tool'}: {e['msg']}"
+                                 for e in exc.errors())
+            raise TokenrelayError(f"Invalid function tool {tool.get('name')!r}: {problems}.",
+                                  code="invalid_request") from None
     return tuple(Tool(t.name, t.description, t.parameters) for t in parsed)
 
 
@@ -461,8 +467,9 @@ def _refuse_unsupported(body: ResponsesBody, extra: dict[str, Any]) -> None:
         raise _unsupported(", ".join(refused), "Leave them out.")
     text = body.text if isinstance(body.text, dict) else {}
     text_format = text.get("format") or {"type": "text"}
-    if text_format.get("type") != "text":
-        raise _unsupported(f"text.format {text_format.get('type')!r} (structured output)")
+    kind = text_format.get("type") if isinstance(text_format, dict) else text_format
+    if kind != "text":
+        raise _unsupported(f"text.format {kind!r} (structured output)")
     included = [name for name in body.include or () if name not in _INCLUDABLE]
     if included:
         raise _unsupported(f"include {', '.join(included)}")
