@@ -17,7 +17,7 @@ from starlette.types import ASGIApp
 from tokenrelay.config import Settings, check_settings
 from tokenrelay.service import ChatService
 from tokenrelay.service.backends import make_limiter
-from tokenrelay.server import aisdk, errors, page, routes, v1
+from tokenrelay.server import aisdk, errors, page, responses_api, routes, v1
 from tokenrelay.server.auth import Keys
 from tokenrelay.server.guard import Guard
 from tokenrelay.server.responses import DetachedBodies
@@ -131,6 +131,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app.include_router(routes.router)
     app.include_router(v1.router)
     app.include_router(aisdk.router)
+    app.include_router(responses_api.router)
     app.include_router(page.router)
     page.mount_assets(app)
     page.mount_docs_assets(app)

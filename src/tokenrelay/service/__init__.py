@@ -146,6 +146,8 @@ class ChatService:
         turn = Turn.of(conversation, new=new, asked=list(chat.messages), model=resolved.model,
                        stream_id=stream_id)
         messages = history.for_answer(conversation, tuple(chat.messages))
+        if chat.instructions:
+            messages = (Message("system", chat.instructions), *messages)
         return await self._launch(turn, resolved, messages, chat, accepted)
 
     @metrics.counts_refusals
@@ -193,6 +195,8 @@ class ChatService:
         await self.streams.append(stream_id, START, {
             "stream_id": stream_id, "conversation_id": conversation.id,
             "message_id": answer.id, "model": resolved.model, "title": conversation.title,
+            # in the log, so that every reader of the stream tells the same time
+            "created": int(time.time()),
         })
         # The turn is written while the provider starts (issue 7: the database is not
         # on the way to the first token); the generation's own writes wait for it.

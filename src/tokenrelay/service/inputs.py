@@ -36,6 +36,9 @@ class ChatInput:
     tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool | None = None
     reasoning_effort: str | None = None
+    #: a system message that leads what the model sees for this answer only, never
+    #: stored (OpenAI's Responses `instructions`: not carried over to the next turn)
+    instructions: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,7 @@ class Limits:
             raise TokenrelayError(f"{len(chat.messages)} messages is over this server's limit "
                                   f"of {settings.max_messages}: send fewer.",
                                   code="too_many_messages")
-        characters = sum(len(m.content) for m in chat.messages)
+        characters = sum(len(m.content) for m in chat.messages) + len(chat.instructions or "")
         if characters > settings.max_characters:
             raise TokenrelayError(f"The messages hold {characters:,} characters, over this "
                                   f"server's limit of {settings.max_characters:,}: send less text.",
