@@ -134,6 +134,12 @@ def _fuzz(operation: schemathesis.APIOperation, mode: GenerationMode, base: str)
     return statuses
 
 
+#: feeds that never end by design (the conversation feed): a reader only times out;
+#: tests/integration/test_feed.py covers it
+ENDLESS = frozenset({"/api/conversations/events"})
+
+
+@pytest.mark.timeout(900)  # a guard against a hang, as the operations grew (no time assert)
 def test_no_5xx_and_every_4xx_in_the_error_shape(
         api_schema: schemathesis.BaseSchema, fuzz_server: Server,
         capsys: pytest.CaptureFixture[str]) -> None:
@@ -143,6 +149,8 @@ def test_no_5xx_and_every_4xx_in_the_error_shape(
     failures: list[str] = []
     for result in api_schema.get_all_operations():
         operation = result.ok()
+        if operation.path in ENDLESS:
+            continue
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             label = f"{operation.label} [{mode.value}]"
             try:

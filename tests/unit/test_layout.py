@@ -94,3 +94,15 @@ def test_serve_without_the_server_extra_says_what_to_install() -> None:
     assert done.returncode == 2, done.stderr
     assert "pip install 'tokenrelay[server]'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_openapi_schema_builds_and_lists_every_protocol() -> None:
+    """/docs, /redoc and the fuzz run all read it: one route FastAPI cannot describe
+    (a streaming route without its status code) breaks them all."""
+    from tokenrelay.config import Settings
+    from tokenrelay.server import create_app
+
+    paths = create_app(Settings(model="scripted", database="memory")).openapi()["paths"]
+    for path in ("/api/chat", "/v1/chat/completions", "/v1/responses", "/api/aisdk/chat",
+                 "/api/conversations/events", "/readyz"):
+        assert path in paths, path

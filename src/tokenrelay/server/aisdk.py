@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
@@ -96,7 +97,8 @@ def _tool_name(part: dict[str, Any]) -> str:
 
 
 def _json_text(value: Any) -> str:
-    return value if isinstance(value, str) else orjson.dumps(value).decode()
+    # json, not orjson: a client's value may hold integers past 64 bits
+    return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
 def _messages(ui: UIMessage) -> list[Message]:
@@ -245,7 +247,7 @@ def _service(request: Request) -> ChatService:
     return request.app.state.service  # type: ignore[no-any-return]
 
 
-@router.post("/chat", response_class=EventStreamResponse,
+@router.post("/chat", response_class=EventStreamResponse, status_code=200,
              responses={200: {"content": {"text/event-stream": {}}}})
 async def chat(body: ChatRequestBody, request: Request) -> Response:
     """Answer the chat `id`'s new message (or, with `trigger: regenerate-message`, its

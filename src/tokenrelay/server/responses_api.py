@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
@@ -457,7 +458,8 @@ def _tool_choice(choice: str | dict[str, Any] | None) -> str | dict[str, Any] | 
         return choice
     if isinstance(choice, dict) and choice.get("type") == "function" and choice.get("name"):
         return {"type": "function", "function": {"name": choice["name"]}}
-    raise _unsupported(f"tool_choice {orjson.dumps(choice).decode()}",
+    # json, not orjson: a client's value may hold integers past 64 bits (found by fuzzing)
+    raise _unsupported(f"tool_choice {json.dumps(choice, default=str)[:200]}",
                        'Send "auto", "none", "required" or {"type": "function", "name"}.')
 
 
