@@ -44,6 +44,9 @@ export interface AnswerPage {
   grew(): void;
   /** Retry after an `error` event: regenerate the last answer */
   regenerate(): void;
+  /** the server refused the message `text` as too long for the model (no answer was
+   *  made, nothing stored): give it back to be shortened; `message` is the server's */
+  tooLong(view: AnswerView, text: string, message: string): void;
   announce(text: string): void;
 }
 
@@ -78,10 +81,14 @@ class Reading {
 
   /** `timed`: events arrive as the model makes them, so their times tell how long it
    *  thought; not in a replay from the start, where the past comes at once */
-  constructor(readonly view: AnswerView, readonly timed: boolean) {}
+  constructor(readonly view: AnswerView, readonly timed: boolean, readonly text: string | null) {}
 }
 
 type RetryStart = (error: ApiError) => void;
+
+/** A 400 before any answer: the message does not fit the model's context window, so
+ *  sending it again cannot succeed; only a shorter message can. */
+const TOO_LONG = "context_length_exceeded";
 
 export class AnswerController {
   private reading: Reading | null = null;
@@ -106,7 +113,7 @@ export class AnswerController {
       conversation_id: this.page.conversationId() ?? undefined,
       options,
     };
-    this.post(view, { url: "/api/chat", body, idempotencyKey: this.server.newKey() }, false);
+    this.post(view, { url: "/api/chat", body, idempotencyKey: this.server.newKey() }, false, text);
   }
 
   /** A new version of `view`, the last answer (the earlier ones are kept). */
@@ -147,15 +154,15 @@ export class AnswerController {
   }
 
   /** Start an answer with a POST; on failure before it started, Retry posts again. */
-  private post(view: AnswerView, target: PostTarget, replace: boolean): void {
+  private post(view: AnswerView, target: PostTarget, replace: boolean, text: string | null = null): void {
     view.beginStream(this.newVersion(), replace);
     void this.read(view, target, (error) => {
       // A network error may have reached the server: the same key gets the same
       // answer. After an HTTP error nothing started: a new key is a new request.
       const key = target.idempotencyKey === undefined ? undefined
         : error.status === 0 ? target.idempotencyKey : this.server.newKey();
-      this.post(view, { ...target, idempotencyKey: key }, true);
-    });
+      this.post(view, { ...target, idempotencyKey: key }, true, text);
+    }, true, text);
   }
 
   private newVersion(): AnswerVersion {
@@ -166,8 +173,8 @@ export class AnswerController {
   }
 
   private async read(view: AnswerView, target: StreamTarget, retryStart: RetryStart | null, timed = true,
-  ): Promise<void> {
-    const reading = new Reading(view, timed);
+                     text: string | null = null): Promise<void> {
+    const reading = new Reading(view, timed, text);
     reading.stream = this.server.connect(target, this.handlers(reading));
     this.reading = reading;
     // The button that started this (Send, Retry, Regenerate) is gone: keep the keyboard
@@ -289,6 +296,17 @@ export class AnswerController {
   private failed(error: ApiError, reading: Reading, retryStart: RetryStart | null): void {
     const { stream, view } = reading;
     const message = describeError(error);
+    if (stream.streamId === null && error.code === TOO_LONG) {
+      // No Retry: the same message would be refused again. The server's message says
+      // what to do (shorten it); a typed message goes back into the message box.
+      view.current.status = "error";
+      view.current.error = { code: error.code, message: error.message };
+      view.endStream();
+      if (reading.text !== null) this.page.tooLong(view, reading.text, error.message);
+      else view.showError({ message: error.message });
+      this.page.announce("Error: " + error.message);
+      return;
+    }
     if (stream.streamId === null) {
       // Nothing started on the server.
       view.current.status = "error";

@@ -67,6 +67,18 @@ export interface ConversationPage {
 export interface Models {
   default: string;
   models: string[];
+  /** a readable label per model ("SmolLM2 135M · local CPU"); older servers send none */
+  labels?: Record<string, string>;
+}
+
+/** An event of the conversation feed (GET /api/conversations/events): a change to one
+ *  of this owner's conversations, made by this page or any other. `created` and `turn`
+ *  come once the turn is stored; `stream_id` is the new answer's stream. */
+export interface ConversationChange {
+  change: "created" | "turn" | "answered" | "renamed" | "deleted";
+  conversation_id: string;
+  title?: string;
+  stream_id?: string;
 }
 
 // --- the events of /api/... streams (DESIGN.md, "Contract"); a reader skips others ---

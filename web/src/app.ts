@@ -6,6 +6,7 @@
  */
 
 import { ConversationView } from "./conversation";
+import { ConversationFeed } from "./feed";
 import { Router } from "./router";
 import { Session } from "./session";
 import { Announcer } from "./ui/announcer";
@@ -66,6 +67,17 @@ export function start(): void {
     composer, sidebar, picker, banner, announcer, scroller,
     went: (id) => router.went(id),
   });
+  // One feed per page: what changed in this owner's conversations, here or elsewhere.
+  const feed = new ConversationFeed({
+    change: (change) => {
+      sidebar.changed(change);
+      conversation.changed(change);
+    },
+    reset: () => {
+      void sidebar.load();
+      void conversation.reload();
+    },
+  });
   const session = new Session({
     signIn: {
       dialog: byId("signin"),
@@ -81,6 +93,7 @@ export function start(): void {
     ready: (again) => {
       void picker.load();
       void sidebar.load();
+      feed.start();
       if (!again) {
         router.route();
         return;
@@ -92,16 +105,19 @@ export function start(): void {
     signedOut: () => {
       // Nothing of this key's stays on screen for whoever signs in next.
       drawer.close();
+      feed.stop();
       conversation.newChat(true);
       sidebar.clear();
       composer.clear();
     },
   });
 
-  byId("new-chat").addEventListener("click", () => {
-    drawer.close();
-    conversation.newChat(true);
-  });
+  for (const id of ["new-chat", "header-new-chat"]) {
+    byId(id).addEventListener("click", () => {
+      drawer.close();
+      conversation.newChat(true);
+    });
+  }
   byId("brand").addEventListener("click", (event) => {
     event.preventDefault();
     conversation.newChat(true);

@@ -5,7 +5,7 @@
  * gives it the answer to draw into and keeps the page around it in step (AnswerPage).
  */
 
-import { ApiError, type Conversation, type ConversationSummary, Unauthorized, api } from "./api";
+import { ApiError, type Conversation, type ConversationChange, type ConversationSummary, Unauthorized, api } from "./api";
 import { AnswerController, type AnswerPage } from "./answer";
 import { describeFailure } from "./format";
 import type { Announcer } from "./ui/announcer";
@@ -45,6 +45,11 @@ export class ConversationView {
   private openAfterSignIn: string | null = null;
   /** a new conversation whose start event brought no title: listed when its answer ends */
   private unlisted: string | null = null;
+  /** streams of turns the feed told of while an answer streamed here: each one that is
+   *  not this page's own is shown (the conversation read again) once that answer ends */
+  private readonly feedTurns = new Set<string>();
+  /** a reset came while an answer streamed here: read the conversation again after it */
+  private reloadWhenIdle = false;
 
   constructor(private readonly parts: ConversationParts) {
     this.answers = new AnswerController(this.page(), parts.composer);
@@ -142,6 +147,73 @@ export class ConversationView {
     this.parts.announcer.say("Conversation renamed");
   }
 
+  /** A change from the conversation feed (feed.ts) to conversation `id`: a turn sent
+   *  from another tab shows here with its answer streaming; a rename or a delete too.
+   *  The page's own changes come back this way as well, and change nothing. */
+  changed(change: ConversationChange): void {
+    const { conversation_id: id, title, stream_id: streamId } = change;
+    if (this.conversation?.id !== id) return;
+    switch (change.change) {
+      case "created":
+      case "turn":
+        if (streamId === undefined || this.shows(streamId)) return;
+        if (this.answers.active) this.feedTurns.add(streamId);
+        else void this.reload();
+        break;
+      case "answered":
+        // An answer shown as streaming that no reader follows (it was missed): show it stored.
+        if (!this.answers.active && this.views.some((v) => v.current.status === "streaming")) void this.reload();
+        break;
+      case "renamed":
+        if (title !== undefined && title !== this.conversation.title) {
+          this.conversation.title = title;
+          this.setTitle(title);
+        }
+        break;
+      case "deleted":
+        this.newChat(true);
+        this.parts.banner.show("The conversation you had open was deleted.");
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** Read the conversation on screen again and show it as stored (a feed `reset`, or a
+   *  turn from elsewhere); an answer streaming there is followed live (replay). */
+  async reload(): Promise<void> {
+    const id = this.conversation?.id;
+    if (!id) return;
+    if (this.answers.active) {
+      this.reloadWhenIdle = true;
+      return;
+    }
+    const generation = this.generation;
+    let conversation: Conversation;
+    try {
+      conversation = await api.conversation(id);
+    } catch {
+      return; // gone or unreachable: a delete comes on the feed, and the page keeps what it shows
+    }
+    if (generation !== this.generation || this.answers.active) return;
+    this.views = [];
+    this.parts.messages.replaceChildren();
+    this.show(conversation);
+  }
+
+  /** Does an answer on screen (any version) read stream `streamId`? */
+  private shows(streamId: string): boolean {
+    return this.views.some((view) => view.versions.some((version) => version.streamId === streamId));
+  }
+
+  /** This page's answer ended: show the turns sent elsewhere meanwhile. */
+  private catchUp(): void {
+    const missed = [...this.feedTurns].some((streamId) => !this.shows(streamId));
+    this.feedTurns.clear();
+    if (missed || this.reloadWhenIdle) void this.reload();
+    this.reloadWhenIdle = false;
+  }
+
   /** What the answer controller asks of the page. */
   private page(): AnswerPage {
     const { picker, scroller, announcer } = this.parts;
@@ -152,18 +224,38 @@ export class ConversationView {
       busy: (busy) => {
         for (const view of this.views) view.setBusy(busy);
         this.markLast();
-        if (!busy) this.list();
+        if (!busy) {
+          this.list();
+          this.catchUp();
+        }
       },
       grew: () => scroller.follow(),
       regenerate: () => this.regenerate(),
+      tooLong: (view, text, message) => this.tooLong(view, text, message),
       announce: (text) => announcer.say(text),
     };
+  }
+
+  /** The server refused `text` as too long (nothing was stored): the message and its
+   *  answer leave the page, and the text goes back into the message box to be shortened. */
+  private tooLong(view: AnswerView, text: string, message: string): void {
+    const { composer, banner, messages } = this.parts;
+    const question = view.element.previousElementSibling;
+    if (question?.matches("[data-testid=message-user]")) question.remove();
+    view.element.remove();
+    this.views = this.views.filter((v) => v !== view);
+    this.markLast();
+    if (messages.childElementCount === 0 && this.conversation === null) this.parts.emptyState.hidden = false;
+    composer.setText(text);
+    banner.show(message, () => composer.setText(composer.text), "Edit message", "edit-message");
   }
 
   /** Leave the conversation on screen: its answer keeps streaming on the server. */
   private leave(): number {
     this.answers.leave();
     this.list();
+    this.feedTurns.clear();
+    this.reloadWhenIdle = false;
     this.parts.banner.clear();
     this.views = [];
     this.parts.messages.replaceChildren();

@@ -228,6 +228,10 @@ export class IncrementalRenderer {
     // the browser restyles and lays out only what changed (mostly one text node). The
     // cursor stays where it is unless it must move: re-inserting it would restart its
     // blink animation, which costs more than the rest of the frame.
+    // The cursor must end its host for the patch (new nodes go before it): a code
+    // block's last newline, put after it by placeInCode, comes back before it first.
+    const tail = this.cursor?.nextSibling;
+    if (tail) this.cursor!.before(tail);
     morphChildren(this.openNode, fragment, this.cursor);
     this.openRendered = [start, this.source.length];
     this.openRenders += 1;
@@ -243,7 +247,24 @@ export class IncrementalRenderer {
       if (last.classList.contains("code-bar")) break;
       host = last;
     }
+    if (host.tagName === "CODE" && !this.source.endsWith("\n")) {
+      this.placeInCode(host, cursor);
+      return;
+    }
     if (cursor.parentNode !== host || host.lastChild !== cursor) host.append(cursor);
+  }
+
+  /** In a code block the cursor follows the last character, on its line: marked ends
+   *  the block's text with a newline of its own ("<code>x\n</code>"), which would put
+   *  the cursor on a line below the code. That newline goes after the cursor (a text
+   *  node moves, not the cursor: moving it restarts its blink). A newline the text
+   *  really ends in keeps the cursor on the new line (placeCursor does not come here). */
+  private placeInCode(code: Element, cursor: HTMLElement): void {
+    if (cursor.parentNode !== code || code.lastChild !== cursor) code.append(cursor);
+    const last = cursor.previousSibling;
+    if (last instanceof Text && last.data.endsWith("\n")) {
+      cursor.after(last.data.length === 1 ? last : last.splitText(last.data.length - 1));
+    }
   }
 }
 

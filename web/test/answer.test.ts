@@ -100,6 +100,7 @@ function setUp(versions: AnswerVersion[] = [], conversationId: string | null = n
     conversation: conversationId,
     started: vi.fn((id: string, _title: string | undefined) => { page.conversation = id; }),
     regenerate: vi.fn(),
+    tooLong: vi.fn((_view: AnswerView, _text: string, _message: string) => undefined),
     announced: [] as string[],
   };
   const pagePort: AnswerPage = {
@@ -109,6 +110,7 @@ function setUp(versions: AnswerVersion[] = [], conversationId: string | null = n
     busy: () => undefined,
     grew: () => undefined,
     regenerate: page.regenerate,
+    tooLong: page.tooLong,
     announce: (text) => page.announced.push(text),
   };
   const controller = new AnswerController(pagePort, composer(), server);
@@ -274,6 +276,42 @@ describe("AnswerController", () => {
     t.stream().play(LOG);
     await t.ended();
     expect(t.text()).toBe("Hello world");
+  });
+
+  it("gives a message too long for the model back to be shortened, with no Retry (issue 14)", async () => {
+    const t = setUp();
+    t.controller.send(t.view, "a very long message");
+    const message = "The message is 9,100 tokens, 908 over this model's context window of 8,192 tokens: shorten it.";
+    t.stream().end({ kind: "failed", error: new ApiError(400, "context_length_exceeded", message) });
+    await t.ended();
+    expect(t.page.tooLong).toHaveBeenCalledWith(t.view, "a very long message", message);
+    expect(t.find("retry")).toBeNull();
+    expect(t.stream().target).toMatchObject({ url: "/api/chat" }); // posted once, never again
+    expect(t.streams).toHaveLength(1);
+    expect(t.page.announced).toContain("Error: " + message);
+  });
+
+  it("shows a regenerate refused as too long with the server's words and no Retry", async () => {
+    const t = setUp([{
+      id: "msg_0", status: "complete", content: "Old answer", model: "scripted", usage: null, timings: null,
+      error: null, streamId: "st_0", reasoning: "", thought: null, toolCalls: [],
+    }], "conv_1");
+    t.controller.regenerate(t.view);
+    const message = "The message is 9,100 tokens ... over this model's context window of 8,192 tokens: shorten it.";
+    t.stream().end({ kind: "failed", error: new ApiError(400, "context_length_exceeded", message) });
+    await t.ended();
+    expect(t.find("error-banner")?.textContent).toContain(message);
+    expect(t.find("retry")).toBeNull();
+    expect(t.page.tooLong).not.toHaveBeenCalled();
+  });
+
+  it("still offers Retry for other refusals before the answer started", async () => {
+    const t = setUp();
+    t.controller.send(t.view, "hi");
+    t.stream().end({ kind: "failed", error: new ApiError(503, "overloaded", "Busy") });
+    await t.ended();
+    expect(t.find("retry")).not.toBeNull();
+    expect(t.page.tooLong).not.toHaveBeenCalled();
   });
 
   it("skips events it does not know", async () => {

@@ -111,3 +111,82 @@ describe("the conversation's title", () => {
     expect(requests).toEqual(["POST /api/chat", "GET /api/conversations/conv_1"]);
   });
 });
+
+function json(body: unknown, status = 200): Response {
+  return new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });
+}
+
+const STORED = { model: "scripted", created: "", stream_id: null, reply_to: null, error: null, usage: null, timings: null };
+
+describe("a message too long for the model (issue 14)", () => {
+  beforeEach(() => localStorage.clear());
+  afterEach(() => vi.unstubAllGlobals());
+
+  it("goes back into the message box with the server's words, and no Retry", async () => {
+    const message = "The message is 9,100 tokens, 908 over this model's context window of 8,192 tokens: shorten it.";
+    const fetch = vi.fn(async () => json({ error: { code: "context_length_exceeded", message } }, 400));
+    vi.stubGlobal("fetch", fetch);
+    const t = setUp();
+    t.view.send("a long paste");
+    const banner = () => document.querySelector("#banner-slot [data-testid=error-banner]");
+    await vi.waitFor(() => expect(banner()?.textContent).toContain(message));
+    expect(document.querySelector("[data-testid=retry]")).toBeNull();
+    expect(document.querySelector("[data-testid=edit-message]")?.textContent).toBe("Edit message");
+    expect((document.getElementById("composer-input") as HTMLTextAreaElement).value).toBe("a long paste");
+    expect(document.activeElement?.id).toBe("composer-input");
+    // Nothing was stored: neither the question nor an answer stays on the page.
+    expect(document.querySelectorAll("[data-testid=message-user], [data-testid=message-assistant]")).toHaveLength(0);
+    expect(fetch).toHaveBeenCalledTimes(1);
+  });
+});
+
+describe("the conversation on screen, from the feed (issue 14)", () => {
+  beforeEach(() => {
+    localStorage.clear();
+    vi.stubGlobal("matchMedia", () => ({ matches: false })); // jsdom has none
+  });
+  afterEach(() => vi.unstubAllGlobals());
+
+  function stored(messages: Array<Record<string, unknown>>) {
+    return { id: "conv_1", title: "Rivers", model: "scripted", created: "", updated: "", messages };
+  }
+
+  it("shows a turn sent from another tab, reading the conversation again; its own turn comes back as nothing", async () => {
+    let messages: Array<Record<string, unknown>> = [
+      { ...STORED, id: "m1", role: "user", content: "first question" },
+      { ...STORED, id: "m2", role: "assistant", content: "first answer", status: "complete", stream_id: "st_1", reply_to: "m1" },
+    ];
+    const requests: string[] = [];
+    vi.stubGlobal("fetch", vi.fn(async (input: RequestInfo | URL) => {
+      requests.push(String(input));
+      return json(stored(messages));
+    }));
+    const t = setUp();
+    await t.view.open("conv_1", false);
+    const questions = () => [...document.querySelectorAll("[data-testid=message-user]")].map((e) => e.textContent);
+    expect(questions()).toEqual(["first question"]);
+    t.view.changed({ change: "turn", conversation_id: "conv_1", stream_id: "st_1" }); // shown already
+    t.view.changed({ change: "turn", conversation_id: "conv_other", stream_id: "st_9" }); // another one
+    expect(requests).toEqual(["/api/conversations/conv_1"]);
+    messages = [...messages,
+      { ...STORED, id: "m3", role: "user", content: "second question" },
+      { ...STORED, id: "m4", role: "assistant", content: "second answer", status: "complete", stream_id: "st_2", reply_to: "m3" }];
+    t.view.changed({ change: "turn", conversation_id: "conv_1", stream_id: "st_2" });
+    await vi.waitFor(() => expect(questions()).toEqual(["first question", "second question"]));
+    expect(document.querySelectorAll("[data-testid=message-assistant]")).toHaveLength(2);
+    t.view.changed({ change: "turn", conversation_id: "conv_1", stream_id: "st_2" }); // again: nothing
+    expect(requests).toHaveLength(2);
+  });
+
+  it("follows a rename and a delete of the open conversation", async () => {
+    vi.stubGlobal("fetch", vi.fn(async () => json(stored([]))));
+    const t = setUp();
+    await t.view.open("conv_1", false);
+    t.view.changed({ change: "renamed", conversation_id: "conv_1", title: "Renamed in another tab" });
+    expect(t.header()).toBe("Renamed in another tab");
+    t.view.changed({ change: "deleted", conversation_id: "conv_1" });
+    expect(t.view.id).toBeNull();
+    expect(t.header()).toBe("New chat");
+    expect(t.went).toHaveBeenCalledWith(null);
+  });
+});

@@ -205,6 +205,64 @@ describe("IncrementalRenderer", () => {
     expect(element.querySelector(".code-lang")!.textContent).toBe("python");
   });
 
+  it("keeps the cursor in a streaming code block right after the last character, on its line (issue 14)", () => {
+    const element = document.createElement("div");
+    const { renderer } = manual(element);
+    const before = (cursor: Element) => {
+      const range = document.createRange();
+      range.selectNodeContents(cursor.parentElement!);
+      range.setEndBefore(cursor);
+      return range.toString();
+    };
+    const after = (cursor: Element) => {
+      const range = document.createRange();
+      range.selectNodeContents(cursor.parentElement!);
+      range.setStartAfter(cursor);
+      return range.toString();
+    };
+    renderer.feed("```python\nprint('hi')\nx = 1");
+    renderer.flush();
+    const cursor = element.querySelector("[data-testid=cursor]")!;
+    expect(cursor.parentElement!.tagName).toBe("CODE");
+    expect(before(cursor)).toBe("print('hi')\nx = 1"); // not "x = 1\n": no line of its own
+    expect(after(cursor)).toBe("\n"); // marked's closing newline, after the cursor
+    // More tokens: the text grows before the cursor, which is never moved (its blink
+    // would restart) and stays one.
+    const moves = new MutationObserver(() => undefined);
+    moves.observe(element, { childList: true, subtree: true });
+    for (const token of [" +", " 2", "  # sum"]) {
+      renderer.feed(token);
+      renderer.flush();
+    }
+    const moved = moves.takeRecords().some((r) => [...r.addedNodes, ...r.removedNodes].includes(cursor));
+    expect(moved).toBe(false);
+    expect(element.querySelectorAll("[data-testid=cursor]")).toHaveLength(1);
+    expect(before(cursor)).toBe("print('hi')\nx = 1 + 2  # sum");
+    expect(after(cursor)).toBe("\n");
+    // A newline the text really ends in starts a new line: the cursor goes there.
+    renderer.feed("\n");
+    renderer.flush();
+    expect(before(cursor)).toBe("print('hi')\nx = 1 + 2  # sum\n");
+    expect(after(cursor)).toBe("");
+    renderer.feed("y");
+    renderer.flush();
+    expect(before(cursor)).toBe("print('hi')\nx = 1 + 2  # sum\ny");
+    renderer.finish();
+    expect(element.querySelector("[data-testid=cursor]")).toBeNull();
+    expect(element.querySelector("code")!.textContent).toBe("print('hi')\nx = 1 + 2  # sum\ny\n");
+  });
+
+  it("keeps the cursor after the last character of a code block with no language, after a paragraph", () => {
+    const element = document.createElement("div");
+    const { renderer } = manual(element);
+    renderer.feed("Steps:\n\n```\nmake test");
+    renderer.flush();
+    const cursor = element.querySelector("[data-testid=cursor]")!;
+    expect(cursor.parentElement!.tagName).toBe("CODE");
+    expect(cursor.previousSibling!.textContent!.endsWith("make test")).toBe(true);
+    expect(cursor.nextSibling!.textContent).toBe("\n");
+  });
+
   it("renders the last line at finish() even without a newline", () => {
     const element = document.createElement("div");
     const { renderer } = manual(element);

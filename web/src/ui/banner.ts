@@ -7,6 +7,8 @@ export interface BannerOptions {
   /** what Retry does; no Retry button without it */
   retry?: () => void;
   retryLabel?: string;
+  /** the button's data-testid (default "retry"): an action that is no retry says so */
+  retryTestid?: string;
   /** Retry is enabled only after this many seconds (429 Retry-After), counting down */
   retryAfter?: number | null;
   /** show a close button */
@@ -25,7 +27,7 @@ export function errorBanner(options: BannerOptions): HTMLElement {
     const label = options.retryLabel ?? "Retry";
     const button = h("button", {
       class: "btn btn-small",
-      testid: "retry",
+      testid: options.retryTestid ?? "retry",
       text: label,
       attrs: { type: "button" },
     });
@@ -68,11 +70,12 @@ export class BannerSlot {
   constructor(private readonly slot: HTMLElement) {}
 
   /** Show `message`, replacing the one shown; Retry clears it first. */
-  show(message: string, retry?: () => void, retryLabel?: string): void {
+  show(message: string, retry?: () => void, retryLabel?: string, retryTestid?: string): void {
     this.slot.replaceChildren(errorBanner({
       message,
       retry: retry ? () => { this.clear(); retry(); } : undefined,
       retryLabel,
+      retryTestid,
       onDismiss: () => undefined,
     }));
   }

@@ -68,6 +68,20 @@ export class Composer implements StopControl {
     return true;
   }
 
+  /** The text in the box. */
+  get text(): string {
+    return this.parts.input.value;
+  }
+
+  /** Put `text` in the box to be edited (a message the server refused), caret at its end. */
+  setText(text: string): void {
+    const { input } = this.parts;
+    input.value = text;
+    this.update();
+    input.focus();
+    input.setSelectionRange(text.length, text.length);
+  }
+
   clear(): void {
     this.parts.input.value = "";
     this.update();

@@ -4,6 +4,7 @@ import type { MessageError, MessageStatus, StoredMessage, ToolCallData, Timings,
 import { STATUS_LABEL, formatStats, formatThought, statsTitle } from "../format";
 import { IncrementalRenderer, renderComplete } from "../render";
 import { type BannerOptions, errorBanner } from "./banner";
+import { collapseToggle, isLong, preview } from "./collapse";
 import { h, iconButton } from "./dom";
 import { ThinkingView } from "./thinking";
 import { type ToolCallState, ToolCallsView, addToolCallPiece } from "./toolcalls";
@@ -50,11 +51,17 @@ export function thoughtLabel(version: AnswerVersion): string {
 }
 
 export function userMessageView(text: string): HTMLElement {
-  return h(
-    "article",
-    { class: "msg msg-user", testid: "message-user", attrs: { "aria-label": "You said" } },
-    h("div", { class: "bubble", text }),
-  );
+  const bubble = h("div", { class: "bubble" });
+  const article = h("article", { class: "msg msg-user", testid: "message-user", attrs: { "aria-label": "You said" } }, bubble);
+  if (!isLong(text)) {
+    bubble.textContent = text;
+    return article;
+  }
+  const shown = preview(text);
+  bubble.after(collapseToggle(bubble, (expanded) => {
+    bubble.textContent = expanded ? text : `${shown}…`;
+  }));
+  return article;
 }
 
 export interface AnswerHandlers {
@@ -85,6 +92,8 @@ export class AnswerView {
   private readonly actions: HTMLElement;
   private isLast = false;
   private busy = false;
+  /** Show more / Show less of a long answer shown complete */
+  private toggle: HTMLButtonElement | null = null;
 
   constructor(versions: AnswerVersion[], private readonly handlers: AnswerHandlers) {
     this.versions = versions;
@@ -133,7 +142,21 @@ export class AnswerView {
     this.index = index;
     this.content.replaceChildren();
     this.renderer = null;
-    renderComplete(this.content, this.current.content);
+    this.toggle?.remove();
+    this.toggle = null;
+    this.content.classList.remove("collapsed");
+    const text = this.current.content;
+    if (isLong(text)) {
+      // Rendered when asked for: a whole 100,000-character answer costs seconds of markdown.
+      const shown = preview(text);
+      this.toggle = collapseToggle(this.content, (expanded) => {
+        this.content.replaceChildren();
+        renderComplete(this.content, expanded ? text : shown);
+      });
+      this.content.after(this.toggle);
+    } else {
+      renderComplete(this.content, text);
+    }
     this.thinking.show(this.current.reasoning, thoughtLabel(this.current));
     this.tools.show(this.current.toolCalls);
     this.clearError();
@@ -153,6 +176,9 @@ export class AnswerView {
       this.index = this.versions.length - 1;
     }
     this.content.replaceChildren();
+    this.toggle?.remove();
+    this.toggle = null;
+    this.content.classList.remove("collapsed");
     this.clearError();
     this.renderer = new IncrementalRenderer(this.content);
     this.thinking.begin();

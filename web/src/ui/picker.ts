@@ -61,9 +61,14 @@ export class ModelPicker {
       return;
     }
     const current = this.select.value;
+    // The label is what a person reads ("SmolLM2 135M · local CPU"); the value stays the
+    // model's name, which is what the API takes.
+    const labels = models.labels ?? {};
     this.select.replaceChildren(
-      ...models.models.map((name) =>
-        h("option", { text: name, attrs: { value: name, title: name === models.default ? "the server's default" : null } })),
+      ...models.models.map((name) => h("option", {
+        text: labels[name] || name,
+        attrs: { value: name, title: name === models.default ? `${name}, the server's default` : name },
+      })),
     );
     const pick = [current, stored(MODEL_KEY), models.default].find((m) => m && models.models.includes(m));
     if (pick) this.select.value = pick;

@@ -1,6 +1,6 @@
 /** The conversation list: newest first, paginated, with rename (inline) and delete (confirmed). */
 
-import { ApiError, type ConversationSummary, Unauthorized, api } from "../api";
+import { ApiError, type ConversationChange, type ConversationSummary, Unauthorized, api } from "../api";
 import { describeFailure } from "../format";
 import { conversationPath } from "../router";
 import { h, iconButton } from "./dom";
@@ -88,6 +88,50 @@ export class Sidebar {
     this.empty.hidden = true;
   }
 
+  /** A change from the conversation feed (feed.ts), this page's own or another's: a
+   *  repeat changes nothing. A conversation with a new turn goes to the top. */
+  changed(change: ConversationChange): void {
+    const { conversation_id: id, title } = change;
+    switch (change.change) {
+      case "created":
+      case "turn":
+        if (title !== undefined) this.setTitle(id, title);
+        if (this.items.has(id) || title !== undefined) {
+          const now = new Date().toISOString();
+          this.upsert({ id, title: title ?? "", model: null, created: now, updated: now });
+        } else {
+          void this.fetchAndList(id);
+        }
+        break;
+      case "renamed":
+        if (title !== undefined) this.setTitle(id, title);
+        break;
+      case "deleted":
+        this.remove(id);
+        break;
+      default:
+        break; // "answered", or a change this page does not know: the list stays
+    }
+  }
+
+  /** Take conversation `id` off the list (deleted here or elsewhere). */
+  remove(id: string): void {
+    const item = this.items.get(id);
+    item?.remove();
+    this.items.delete(id);
+    this.summaries.delete(id);
+    this.empty.hidden = this.items.size > 0;
+  }
+
+  private async fetchAndList(id: string): Promise<void> {
+    try {
+      const { title, model, created, updated } = await api.conversation(id);
+      this.upsert({ id, title, model, created, updated });
+    } catch {
+      // deleted meanwhile, or unreachable: the next reset or load shows it
+    }
+  }
+
   setActive(id: string | null): void {
     if (this.activeId) this.items.get(this.activeId)?.querySelector("a")?.removeAttribute("aria-current");
     this.activeId = id;
@@ -98,8 +142,14 @@ export class Sidebar {
   setTitle(id: string, title: string): void {
     const summary = this.summaries.get(id);
     if (summary) summary.title = title;
-    const link = this.items.get(id)?.querySelector("a");
-    if (link) link.textContent = title;
+    const item = this.items.get(id);
+    const link = item?.querySelector("a");
+    if (link) {
+      link.textContent = title;
+      link.title = title;
+    }
+    item?.querySelector("[data-testid=rename-conversation]")?.setAttribute("aria-label", `Rename “${title}”`);
+    item?.querySelector("[data-testid=delete-conversation]")?.setAttribute("aria-label", `Delete “${title}”`);
   }
 
   title(id: string): string | null {
@@ -225,10 +275,7 @@ export class Sidebar {
         }
       }
       const following = (item.nextElementSibling ?? item.previousElementSibling) as HTMLElement | null;
-      item.remove();
-      this.items.delete(id);
-      this.summaries.delete(id);
-      this.empty.hidden = this.items.size > 0;
+      this.remove(id);
       following?.querySelector<HTMLAnchorElement>(".conv-link")?.focus();
       this.handlers.deleted(id);
     });
