@@ -107,6 +107,12 @@ class Generation:
                       self.stream_id, "cancelled" if written.cancelled() else written.exception())
             self.cancel("unstored")
 
+    async def turn_written(self) -> None:
+        """Wait until the turn's rows are in the store (or their write failed): a
+        reader of the conversation just started must find it."""
+        if self._written is not None and not self._written.done():
+            await asyncio.wait([self._written])
+
     async def _row_written(self) -> bool:
         if self._written is None:
             return True

@@ -290,3 +290,19 @@ async def test_regenerates_count_toward_the_per_key_stream_limit() -> None:
     assert [r.code for r in refused] == ["too_many_streams"]
     await service.end_generations()
     await service.shutdown()
+
+
+async def test_the_conversation_of_an_answer_just_started_is_found_while_its_write_lags(
+) -> None:
+    """The turn is written while the provider starts; a read, rename or delete right
+    after `start` waits for that write instead of answering 404 (seen under load)."""
+    service = _scripted(_TurnStore(0.3, fail=False))
+    started = await service.start(ChatInput([Message("user", "x")],
+                                            options={"text": "a " * 200, "delay_ms": 5}))
+    assert started.conversation_id is not None
+    found = await service.conversation(started.conversation_id)
+    assert found.messages[0].content == "x"
+    renamed = await service.rename(started.conversation_id, "Renamed")
+    assert renamed.title == "Renamed"
+    await service.delete(started.conversation_id)
+    await service.shutdown()

@@ -349,6 +349,7 @@ class ChatService:
     # --- conversations ---------------------------------------------------------------
 
     async def conversation(self, conversation_id: str, owner: str = DEFAULT_OWNER) -> Conversation:
+        await self._turns_written(conversation_id)
         conversation = await self.store.get_conversation(conversation_id, owner=owner)
         if conversation is None:
             raise NotFound(f"No conversation {conversation_id!r}.", code="conversation_not_found")
@@ -376,6 +377,13 @@ class ChatService:
                 continue  # its producer died; the reaper marks it interrupted
         return None
 
+    async def _turns_written(self, conversation_id: str) -> None:
+        """The turn of an answer just started is written while its provider starts
+        (issue 7); a read or delete of its conversation right after `start` waits for
+        that write instead of finding nothing (a 404 seen under load)."""
+        for running in self._generations.in_conversation(conversation_id):
+            await running.generation.turn_written()
+
     async def conversations(self, owner: str = DEFAULT_OWNER, *, limit: int = 20,
                             cursor: str | None = None) -> Page:
         try:
@@ -386,6 +394,7 @@ class ChatService:
 
     async def rename(self, conversation_id: str, title: str,
                      owner: str = DEFAULT_OWNER) -> Conversation:
+        await self._turns_written(conversation_id)
         renamed = await self.store.rename_conversation(conversation_id, owner=owner, title=title)
         if renamed is None:
             raise NotFound(f"No conversation {conversation_id!r}.", code="conversation_not_found")
@@ -395,7 +404,7 @@ class ChatService:
 
     async def delete(self, conversation_id: str, owner: str = DEFAULT_OWNER) -> None:
         """Delete a conversation; an answer streaming in it is stopped first."""
-        await self.conversation(conversation_id, owner)
+        await self.conversation(conversation_id, owner)  # (waits for its turn's write)
         await self._generations.stop(self._generations.in_conversation(conversation_id),
                                      "cancelled", timeout=5)
         if not await self.store.delete_conversation(conversation_id, owner=owner):
