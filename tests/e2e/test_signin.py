@@ -61,7 +61,7 @@ def _signed_in_page(new_page: Callable[[], Page], server: Server, key: str) -> P
     page.goto(server.url)
     _sign_in(page, key)
     expect(_form(page)).to_be_hidden()
-    expect(page.get_by_test_id("model-select")).to_have_value("scripted")
+    expect(page.get_by_test_id("model-select")).to_have_value("scripted", timeout=30_000)
     return page
 
 
@@ -226,6 +226,6 @@ def test_no_form_and_no_sign_out_when_the_server_needs_no_key(
         new_page: Callable[[], Page], page_server: Server) -> None:
     page = new_page()
     page.goto(page_server.url)
-    expect(page.get_by_test_id("model-select")).to_have_value("scripted")
+    expect(page.get_by_test_id("model-select")).to_have_value("scripted", timeout=30_000)
     expect(_form(page)).to_be_hidden()
     expect(page.get_by_test_id("sign-out")).to_be_hidden()

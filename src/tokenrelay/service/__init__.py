@@ -106,6 +106,10 @@ class ChatService:
             await provider.warm(model)
         except Exception:
             log.exception("could not warm up %s; it loads on first use", name)
+        try:  # the other providers' SDKs too, so that a page's first model list is quick
+            await asyncio.to_thread(self.registry.available_models)
+        except Exception:
+            log.exception("could not list the models; the list loads on first use")
 
     # --- answers -------------------------------------------------------------------
 
