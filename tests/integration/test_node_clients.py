@@ -145,7 +145,7 @@ def test_openai_sdk_streams_the_answer_it_gives_whole(node: str, beating: Server
                       messages=[{"role": "user", "content": "hi"}],
                       extra={"text": TEXT, "delay_ms": 60})
     chunks = result["chunks"]
-    assert {c["object"] for c in chunks} == {"chat.completion.chunk"}
+    assert [c for c in chunks if c.get("object") != "chat.completion.chunk"] == []
     assert len({c["id"] for c in chunks}) == 1 and all(c["choices"] for c in chunks)
     streamed = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
     assert streamed == result["complete"]["text"] == TEXT
