@@ -15,12 +15,12 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 SYSTEM_PACKAGES := postgresql redis-server nginx-light chromium
 SYSTEM_BINARIES := /usr/lib/postgresql/*/bin/initdb /usr/bin/redis-server /usr/sbin/nginx /usr/bin/chromium
 
-.PHONY: run test install system-packages web web-test aisdk-app bench clean
+.PHONY: run test install system-packages web web-test aisdk-app interop-clients bench clean
 
 run: $(BIN)/.installed
 	$(BIN)/tokenrelay serve $(ARGS)
 
-test: $(BIN)/.installed system-packages web-test aisdk-app
+test: $(BIN)/.installed system-packages web-test aisdk-app interop-clients
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # The chat page: sources in web/, built into the package (committed, so `make run`
@@ -34,6 +34,10 @@ web-test:
 # The React page tests/e2e/test_aisdk.py drives: the AI SDK's useChat against tokenrelay.
 aisdk-app:
 	cd tests/e2e/aisdk_app && npm ci --no-audit --no-fund && npm run build
+
+# The Node SSE clients tests/integration/test_node_clients.py runs against tokenrelay.
+interop-clients:
+	cd tests/interop && npm ci --no-audit --no-fund
 
 system-packages:
 	@if ! ls $(SYSTEM_BINARIES) >/dev/null 2>&1; then \
