@@ -2,8 +2,10 @@
 
     .venv/bin/python docs/screenshots.py
 
-Starts a fresh `tokenrelay serve --model scripted --database memory`, seeds two
-conversations, streams a markdown answer and saves PNGs into docs/screenshots/.
+Starts a fresh `tokenrelay serve --database memory` with the bundled model (no
+`--model`: what a user gets), seeds two conversations, asks for a haiku in each shot
+and saves PNGs into docs/screenshots/. The model runs on the CPU: each answer takes a
+while, so every wait is for a condition on the page, with a long deadline.
 """
 
 from __future__ import annotations
@@ -21,41 +23,23 @@ from tests.e2e.conftest import ARGS, CHROMIUM  # noqa: E402
 from tests.servers import start_server  # noqa: E402
 
 OUT = ROOT / "docs" / "screenshots"
-ANSWER = """## Streaming answers, explained
-
-Server-Sent Events keep **one HTTP response open** and push `text/event-stream` lines
-as they come. Three things make a stream *robust*:
-
-1. Every event has an `id`, so a reader can resume with `Last-Event-ID`.
-2. The generation runs apart from the connection.
-3. A `done` or `error` event always ends it.
-
-| Approach | Reconnects | Binary |
-|---|:---:|---:|
-| SSE | built in | no |
-| WebSocket | by hand | yes |
-
-```python
-async def stream(request):
-    async for event in log.read(after=request.last_id):
-        yield encode(event)  # bytes, once
-```
-
-> Tip: cancel with `POST /api/streams/{id}/cancel`.
-
-See [the spec](https://html.spec.whatwg.org/multipage/server-sent-events.html).
-"""
+PROMPT = "Write a haiku about rivers"
+#: the conversations the sidebar lists (short answers: the model is slow)
+SEEDS = ("Name three long rivers", "What is backpressure? Answer in one sentence.")
+#: a fixed seed, so a retake shows much the same answers
+OPTIONS = {"seed": 1}
 SHOTS = [("light", 1280, 860, "desktop-light"), ("dark", 1280, 860, "desktop-dark"),
          ("light", 390, 844, "phone-light")]
+ANSWER_DEADLINE_MS = 300_000
 
 
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    with start_server("--model", "scripted", "--database", "memory") as server, \
-            sync_playwright() as playwright:
-        for question in ("Write a haiku about rivers", "What is backpressure?"):
-            httpx.post(f"{server.url}/api/chat", timeout=30, json={
-                "messages": [{"role": "user", "content": question}], "model": "scripted"})
+    with start_server("--database", "memory") as server, sync_playwright() as playwright:
+        for question in SEEDS:
+            httpx.post(f"{server.url}/api/chat", timeout=300, json={
+                "messages": [{"role": "user", "content": question}],
+                "options": OPTIONS, "max_tokens": 60})
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         for scheme, width, height, name in SHOTS:
             context = browser.new_context(viewport={"width": width, "height": height},
@@ -63,17 +47,28 @@ def main() -> None:
             page = context.new_page()
             page.goto(server.url)
             page.evaluate("o => localStorage.setItem('tokenrelay.options', JSON.stringify(o))",
-                          {"text": ANSWER, "delay_ms": 10})
-            page.fill("[data-testid=composer]", "How do SSE streams survive a dropped connection?")
+                          OPTIONS)
+            page.wait_for_selector("[data-testid=conversation-item]", state="attached")
+            page.wait_for_selector("[data-testid=model-select] option", state="attached")
+            page.fill("[data-testid=composer]", PROMPT)
             page.keyboard.press("Enter")
+            answer = "[data-testid=message-assistant]"
             if name.startswith("phone"):
-                page.wait_for_timeout(1200)  # mid-answer, cursor and Stop button showing
+                # Mid-answer: some words, the cursor and the Stop button showing.
+                page.wait_for_function(
+                    "s => (document.querySelector(s + ' [data-testid=answer-content]')"
+                    "?.textContent ?? '').trim().split(/\\s+/).length >= 6", arg=answer,
+                    timeout=ANSWER_DEADLINE_MS)
             else:
-                page.wait_for_selector("[data-testid=message-assistant][data-status=complete]",
-                                       timeout=30_000)
-                page.wait_for_timeout(300)
+                page.wait_for_selector(f"{answer}[data-status=complete]",
+                                       timeout=ANSWER_DEADLINE_MS)
             page.screenshot(path=str(OUT / f"{name}.png"))
             print(OUT / f"{name}.png")
+            if name.startswith("phone"):
+                page.wait_for_selector(f"{answer}[data-status=complete]",
+                                       timeout=ANSWER_DEADLINE_MS)
+            # The next shot's sidebar lists the seeds only, not this shot's chat.
+            httpx.delete(f"{server.url}/api/conversations/{page.url.rsplit('/', 1)[-1]}")
             context.close()
         browser.close()
 

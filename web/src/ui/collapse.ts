@@ -9,12 +9,20 @@ import { h } from "./dom";
 
 /** Longer than this (characters), a message shows collapsed. */
 export const COLLAPSE_AT = 6000;
-/** About how much of it the preview shows. */
+/** About how much of it the preview shows: characters, and lines (short lines of a log
+ *  would otherwise fill more than a phone's screen). */
 const PREVIEW = 1500;
+const PREVIEW_LINES = 12;
 
 /** The beginning of `text` shown collapsed: cut at a line end near PREVIEW if there is
  *  one, so a markdown preview does not stop in the middle of a line. */
 export function preview(text: string): string {
+  let lineEnd = -1;
+  for (let line = 0; line < PREVIEW_LINES; line++) {
+    lineEnd = text.indexOf("\n", lineEnd + 1);
+    if (lineEnd === -1 || lineEnd > PREVIEW) break;
+  }
+  if (lineEnd !== -1 && lineEnd <= PREVIEW) return text.slice(0, lineEnd);
   const end = text.lastIndexOf("\n", PREVIEW);
   return text.slice(0, end > PREVIEW / 2 ? end : PREVIEW);
 }
