@@ -9,7 +9,7 @@ import pytest
 
 from tokenrelay import sse
 from tokenrelay.sse import Decoder
-from tokenrelay.streams import StreamNotFound
+from tokenrelay.streams import StreamNotFound, Tap
 from tokenrelay.streams.memory import MemoryStreamLog
 
 
@@ -196,3 +196,126 @@ async def test_in_one_process_a_stream_has_its_producer_until_it_ends() -> None:
     assert not await log.producer_alive("s") and await log.has_ended("s")
     assert not await log.producer_alive("other") and not await log.has_ended("other")
     await log.close()
+
+
+# --- writing through a caught-up reader's tap (issue 16) ------------------------------------
+
+
+class _Connection:
+    """A reader's connection for its tap: `full` makes the next write wait, as a
+    transport whose buffer is full does; `settle` then finishes it."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.pending: bytes | None = None
+        self.full = False
+        self.settled = 0
+
+    def write(self, chunk: bytes) -> bool:
+        if self.full:
+            self.pending, self.full = chunk, False
+            return False
+        self.written.append(chunk)
+        return True
+
+    async def settle(self) -> None:
+        self.settled += 1
+        assert self.pending is not None
+        self.written.append(self.pending)
+        self.pending = None
+
+
+async def _tapped_reader(log: MemoryStreamLog, connection: _Connection,
+                         ) -> tuple[asyncio.Task[None], list[bytes]]:
+    """A body writer: binds the tap, writes what the reader yields to the same place."""
+    tap = Tap()
+    tap.bind(connection.write, connection.settle)
+    yielded: list[bytes] = []
+
+    async def body() -> None:
+        async for chunk in log.read("s", 0, tap):
+            yielded.append(chunk)
+            connection.written.append(chunk)
+
+    task = asyncio.create_task(body())
+    for _ in range(5):
+        await asyncio.sleep(0)  # it reads what there is and waits, caught up
+    return task, yielded
+
+
+async def test_a_caught_up_reader_gets_events_through_its_tap_not_its_task() -> None:
+    log = MemoryStreamLog()
+    await log.create("s")
+    await log.append("s", "start", {})
+    connection = _Connection()
+    task, yielded = await _tapped_reader(log, connection)
+    assert len(yielded) == 1  # `start`, read by the reader itself
+    for n in range(20):
+        await log.append("s", "delta", {"text": f"t{n}"})
+        # written in the append's own step: no wake-up of the reader needed
+        assert len(connection.written) == n + 2
+    await log.append("s", "done", {})
+    await asyncio.wait_for(task, 5)
+    assert len(yielded) == 1, "the reader's task yielded nothing after it caught up"
+    events = _decode(connection.written)
+    assert [e[0] for e in events] == [str(n) for n in range(1, 23)]
+    assert events[-1][1] == "done"
+    await log.close()
+
+
+async def test_a_tap_that_cannot_write_hands_back_and_order_is_kept() -> None:
+    log = MemoryStreamLog()
+    await log.create("s")
+    connection = _Connection()
+    task, yielded = await _tapped_reader(log, connection)
+    await log.append("s", "delta", {"text": "a"})
+    connection.full = True
+    await log.append("s", "delta", {"text": "b"})  # left pending
+    for text in "cdef":
+        await log.append("s", "delta", {"text": text})  # pile up for the reader
+    await log.append("s", "done", {})
+    await asyncio.wait_for(task, 5)
+    assert connection.settled == 1
+    assert [e[2] for e in _decode(connection.written)][:6] == [
+        '{"text":"a"}', '{"text":"b"}', '{"text":"c"}', '{"text":"d"}', '{"text":"e"}',
+        '{"text":"f"}']
+    assert len(yielded) == 1, "what piled up while the write waited goes out in one chunk"
+    await log.close()
+
+
+async def test_a_tap_whose_write_fails_ends_its_reader_with_the_error() -> None:
+    log = MemoryStreamLog()
+    await log.create("s")
+
+    def broken(chunk: bytes) -> bool:
+        raise ConnectionError("gone")
+
+    async def nothing() -> None:
+        pass
+
+    tap = Tap()
+    tap.bind(broken, nothing)
+    reader = log.read("s", 0, tap)
+    waiting = asyncio.ensure_future(reader.__anext__())
+    await asyncio.sleep(0)
+    await log.append("s", "delta", {"text": "a"})  # the producer is not hurt
+    with pytest.raises(ConnectionError):
+        await asyncio.wait_for(waiting, 5)
+    assert await log.append("s", "done", {}) == 2
+    await log.close()
+
+
+async def test_an_unbound_tap_leaves_the_reader_to_write_everything() -> None:
+    log = MemoryStreamLog()
+    await log.create("s")
+    reader = asyncio.ensure_future(_collect_tapped(log, Tap()))
+    await asyncio.sleep(0)
+    for n in range(5):
+        await log.append("s", "delta", {"text": f"t{n}"})
+        await asyncio.sleep(0)
+    await log.append("s", "done", {})
+    assert len(_decode(await asyncio.wait_for(reader, 5))) == 6
+
+
+async def _collect_tapped(log: MemoryStreamLog, tap: Tap) -> list[bytes]:
+    return [chunk async for chunk in log.read("s", 0, tap)]

@@ -28,10 +28,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator, Mapping
+from typing import Any
 
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tokenrelay.service import Tap
 
 #: DESIGN.md "Contract": never cached, never buffered by a proxy. (Never compressed:
 #: the app adds no compression, and a compressing proxy would hold tokens back.)
@@ -40,7 +43,9 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 #: the `scope["extensions"]` key through which DetachedBodies takes a body over
 DETACH = "tokenrelay.detach"
 
-_Body = Callable[[Receive, Send], Awaitable[None]]
+#: a body: (receive, send, detached) -> written; `detached`: with the server's own
+#: `receive` and `send`, which may be driven outside the body's task (see _Connection)
+_Body = Callable[[Receive, Send, bool], Awaitable[None]]
 
 
 class EventStreamResponse(Response):
@@ -49,7 +54,10 @@ class EventStreamResponse(Response):
 
     The client going away cancels the writing (and only that: the generation goes on).
     One ASGI `send` per chunk; the log already joins pending events into one chunk.
-    Under DetachedBodies the chunks are written after the framework has returned.
+    Under DetachedBodies the chunks are written after the framework has returned, and
+    `tap` (the reader's, if the log writes through: streams.Tap) is bound to the
+    connection, so a caught-up reader's events are written by the task that appends
+    them.
     """
 
     media_type = "text/event-stream"
@@ -60,9 +68,11 @@ class EventStreamResponse(Response):
         *,
         prelude: bytes = b"",
         headers: Mapping[str, str] | None = None,
+        tap: Tap | None = None,
     ):
         self.chunks = chunks
         self.prelude = prelude
+        self.tap = tap
         self.status_code = 200
         self.background = None
         self.init_headers({**SSE_HEADERS, **(headers or {})})
@@ -70,33 +80,195 @@ class EventStreamResponse(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         # The body holds the chunks and the prelude, not this response and its headers.
-        body = functools.partial(_write_body, self.chunks, self.prelude)
+        body = functools.partial(_write_body, self.chunks, self.prelude, self.tap)
         detach = (scope.get("extensions") or {}).get(DETACH)
         if detach is not None:
             detach.append(body)
         else:
-            await body(receive, send)
+            await body(receive, send, False)
 
 
-async def _write_body(chunks: AsyncIterator[bytes], prelude: bytes, receive: Receive,
-                      send: Send) -> None:
+async def _write_body(chunks: AsyncIterator[bytes], prelude: bytes, tap: Tap | None,
+                      receive: Receive, send: Send, detached: bool) -> None:
     writer = asyncio.current_task()
     assert writer is not None
-    watcher = asyncio.create_task(_cancel_on_disconnect(receive, writer))
+    connection = _Connection(send, prelude)
+    watch: _Watch = _CallbackWatch(receive, writer) if detached else _TaskWatch(receive, writer)
+    if detached and tap is not None:
+        tap.bind(connection.write_now, connection.settle)
     try:
         async for chunk in chunks:
-            if prelude and not chunk.startswith(b":"):  # a heartbeat is no event's block
-                chunk, prelude = prelude + chunk, b""
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send(connection.message(chunk))
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     except asyncio.CancelledError:
-        if not watcher.done() or watcher.cancelled():
+        if not watch.disconnected:
             raise  # not a disconnect: the server is stopping
         writer.uncancel()
     finally:
-        watcher.cancel()
+        if tap is not None:
+            tap.write = None  # nothing more goes through this connection
+        watch.close()
+        connection.close()
         with contextlib.suppress(Exception):
             await chunks.aclose()  # type: ignore[attr-defined]
+
+
+class _Connection:
+    """A body's writes to its connection: from the body's own task (`message`, then
+    `await send`), or written through from the task that appends an event
+    (`write_now`, issue 16), which runs the server's `send` coroutine to its first
+    suspension. uvicorn's `send` writes to the transport without suspending unless the
+    transport's buffer is full (it then waits for it to drain first); that rest, if
+    any, is left pending for the body's task to finish (`settle`). Only the server's
+    own `send` is driven so (DetachedBodies): a middleware's may need its own task.
+
+    Measured (benchmarks/RESULTS.md "Issue 16"): one task step per token instead of
+    two. tests/integration/test_write_through.py breaks if uvicorn's `send` starts to
+    suspend on a writable transport (every token would then go the reader's way)."""
+
+    __slots__ = ("send", "prelude", "pending")
+
+    def __init__(self, send: Send, prelude: bytes) -> None:
+        self.send = send
+        self.prelude = prelude
+        self.pending: _Resume | None = None
+
+    def message(self, chunk: bytes) -> Message:
+        if self.prelude and not chunk.startswith(b":"):  # a heartbeat is no event's block
+            chunk, self.prelude = self.prelude + chunk, b""
+        return {"type": "http.response.body", "body": chunk, "more_body": True}
+
+    def write_now(self, chunk: bytes) -> bool:
+        """Write `chunk` from the calling task; False if the write waits (pending)."""
+        steps = self.send(self.message(chunk)).__await__()
+        try:
+            waiting = steps.send(None)
+        except StopIteration:
+            return True
+        self.pending = _Resume(steps, waiting)
+        return False
+
+    async def settle(self) -> None:
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            await pending
+
+    def close(self) -> None:
+        if self.pending is not None:
+            self.pending.steps.close()
+            self.pending = None
+
+
+class _Resume:
+    """The rest of a coroutine begun in another task, which waits on `waiting`: awaited,
+    it hands each future the coroutine waits on to the awaiting task, and sends and
+    throws what the task gets back into the coroutine (what a task does for the
+    coroutine it runs)."""
+
+    __slots__ = ("steps", "waiting")
+
+    def __init__(self, steps: Generator[Any, Any, Any] | Iterator[Any], waiting: Any) -> None:
+        self.steps = steps
+        self.waiting = waiting
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        steps, waiting = self.steps, self.waiting
+        while True:
+            try:
+                sent = yield waiting
+            except BaseException as exc:  # a cancel, into the coroutine where it waits
+                try:
+                    waiting = steps.throw(exc)  # type: ignore[union-attr]
+                except StopIteration:
+                    return
+            else:
+                try:
+                    waiting = steps.send(sent)  # type: ignore[union-attr]
+                except StopIteration:
+                    return
+
+
+class _Watch:
+    """Notices the client going away: cancels the body's task, says so in
+    `disconnected`. ASGI tells of a disconnect only to a pending `receive`."""
+
+    __slots__ = ("receive", "writer", "disconnected")
+
+    def __init__(self, receive: Receive, writer: asyncio.Task[None]) -> None:
+        self.receive = receive
+        self.writer = writer
+        self.disconnected = False
+
+    def _received(self, message: Message) -> bool:
+        """True once the client has gone (the writer is then cancelled)."""
+        if message["type"] == "http.disconnect":
+            self.disconnected = True
+            self.writer.cancel()
+            return True
+        return False
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class _CallbackWatch(_Watch):
+    """The server's `receive`, driven by callbacks on the futures it waits on rather
+    than awaited in a task of its own: no task, no step to start it, per open stream
+    (issue 16; the table in benchmarks/RESULTS.md "Issue 16"). Only for the server's
+    own `receive` (DetachedBodies), like _Connection's writes."""
+
+    __slots__ = ("steps",)
+
+    def __init__(self, receive: Receive, writer: asyncio.Task[None]) -> None:
+        super().__init__(receive, writer)
+        self.steps: Generator[Any, Any, Any] | Iterator[Any] | None = None
+        self._next()
+
+    def _next(self) -> None:
+        self.steps = self.receive().__await__()
+        self._step(None)
+
+    def _step(self, _done: object) -> None:
+        if self.steps is None:
+            return
+        try:
+            waiting = self.steps.send(None)  # type: ignore[union-attr]
+        except StopIteration as stop:
+            self.steps = None
+            if not self._received(stop.value):
+                self._next()  # the rest of a request body: wait on
+            return
+        except Exception:  # a broken connection's receive: as good as gone
+            self.steps = None
+            self._received({"type": "http.disconnect"})
+            return
+        if waiting is None:  # a bare yield: step again on the next loop pass
+            asyncio.get_running_loop().call_soon(self._step, None)
+        else:
+            waiting._asyncio_future_blocking = False  # as a task does with what it awaits
+            waiting.add_done_callback(self._step)
+
+    def close(self) -> None:
+        steps, self.steps = self.steps, None
+        if steps is not None:
+            steps.close()  # type: ignore[union-attr] (the pending receive lets go)
+
+
+class _TaskWatch(_Watch):
+    """A `receive` that may be a middleware's, awaited in a task of its own."""
+
+    __slots__ = ("task",)
+
+    def __init__(self, receive: Receive, writer: asyncio.Task[None]) -> None:
+        super().__init__(receive, writer)
+        self.task = asyncio.create_task(self._watch())
+
+    async def _watch(self) -> None:
+        while not self._received(await self.receive()):
+            pass
+
+    def close(self) -> None:
+        self.task.cancel()
 
 
 class DetachedBodies:
@@ -119,12 +291,4 @@ class DetachedBodies:
         await self.app({**scope, "extensions": extensions}, receive, send)
         if bodies:
             body = bodies.pop()
-            await body(receive, send)
-
-
-async def _cancel_on_disconnect(receive: Receive, writer: asyncio.Task[None]) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            writer.cancel()
-            return
+            await body(receive, send, True)

@@ -36,7 +36,8 @@ def _stream_response(reading: Reading, started: StartedStream | None = None,
     headers = {"X-Stream-Id": started.stream_id if started else str(stream_id)}
     if started is not None and started.conversation_id is not None:
         headers["X-Conversation-Id"] = started.conversation_id
-    return EventStreamResponse(reading.chunks, prelude=reading.prelude, headers=headers)
+    return EventStreamResponse(reading.chunks, prelude=reading.prelude, headers=headers,
+                               tap=reading.tap)
 
 
 @router.post("/api/chat", response_class=EventStreamResponse, status_code=200,

@@ -39,9 +39,9 @@ from tokenrelay.service.reaper import Reaper
 from tokenrelay.store import (
     DEFAULT_OWNER, Conversation, Page, Store, StoredMessage, Turn, new_id,
 )
-from tokenrelay.streams import StreamInfo, StreamLog, StreamNotFound
+from tokenrelay.streams import StreamInfo, StreamLog, StreamNotFound, Tap
 
-__all__ = ["ChatInput", "ChatService", "Conversation", "DEFAULT_OWNER", "Page", "Reading",
+__all__ = ["ChatInput", "ChatService", "Conversation", "DEFAULT_OWNER", "Page", "Reading", "Tap",
            "StartedStream", "StoredMessage", "Tool"]
 
 log = logging.getLogger("tokenrelay.service")
@@ -257,7 +257,7 @@ class ChatService:
 
     def follow(self, started: StartedStream) -> Reading:
         """A reader of a stream this request just started (or its Idempotency-Key found)."""
-        return Reading(self._counted(started.stream_id, 0), sse.retry(self.settings.retry_ms))
+        return self._reading(started.stream_id, 0)
 
     async def read(self, stream_id: str, after: int = 0,
                    owner: str = DEFAULT_OWNER) -> Reading | None:
@@ -268,12 +268,13 @@ class ChatService:
             return None
         if after > 0:
             metrics.resumed()
-        return Reading(self._counted(stream_id, after), sse.retry(self.settings.retry_ms))
+        return self._reading(stream_id, after)
 
-    def _counted(self, stream_id: str, after: int) -> metrics.CountedReader:
+    def _reading(self, stream_id: str, after: int) -> Reading:
         """A reader from after `after`, counted as a disconnect if it leaves while the
         stream's generation still runs here (with --redis, a reader of a stream that
-        another process generates is not counted: that would cost a round trip)."""
+        another process generates is not counted: that would cost a round trip); with
+        its tap, for the body writer to bind (streams.Tap)."""
 
         async def left_early() -> bool:
             # The generation's task ends in the step that appends its terminal event,
@@ -282,7 +283,9 @@ class ChatService:
             await asyncio.sleep(0)
             return stream_id in self._generations
 
-        return metrics.CountedReader(self.streams.read(stream_id, after), left_early)
+        tap = Tap()
+        chunks = metrics.CountedReader(self.streams.read(stream_id, after, tap), left_early)
+        return Reading(chunks, sse.retry(self.settings.retry_ms), tap)
 
     async def cancel(self, stream_id: str, owner: str = DEFAULT_OWNER) -> bool:
         """Stop a generation. False if it had already finished."""

@@ -9,6 +9,7 @@ from typing import Any
 from tokenrelay.messages import Message
 from tokenrelay.providers import Tool, ToolChoice
 from tokenrelay.store import DEFAULT_OWNER
+from tokenrelay.streams import Tap
 
 __all__ = ["ChatInput", "Reading", "StartedStream"]
 
@@ -56,3 +57,6 @@ class Reading:
 
     chunks: AsyncIterator[bytes]
     prelude: bytes = b""
+    #: the reader's tap into the stream log, for writing through (streams.Tap): bound
+    #: by a body writer that moves the chunks to the socket unchanged
+    tap: Tap | None = None

@@ -9,11 +9,11 @@ after that it is kept for the retention time so that late readers can still repl
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Orphan", "StreamLog", "StreamInfo", "StreamNotFound", "StreamExists"]
+__all__ = ["Orphan", "StreamLog", "StreamInfo", "StreamNotFound", "StreamExists", "Tap"]
 
 
 class StreamNotFound(LookupError):
@@ -45,6 +45,29 @@ class StreamInfo:
     owner: str | None = None
 
 
+class Tap:
+    """A reader's connection, for writing through (issue 16): while the reader is caught
+    up, the task that appends an event writes it to the connection at once, so a token
+    costs one task step (the generation's) instead of two (the generation's, then the
+    reader's wake-up to write it).
+
+    The log hands a reader's tap to nothing until whoever writes the body binds it
+    (`bind`); an unbound tap, or a log that does not write through, leaves the reader
+    to write everything itself. `write(chunk)` returns False when the connection could
+    not take the chunk at once (its buffer is full): the chunk is then pending, and the
+    reader finishes it with `settle()` before it writes anything else, so order is
+    kept and what piles up meanwhile goes out in one write."""
+
+    __slots__ = ("write", "settle")
+
+    def __init__(self) -> None:
+        self.write: Callable[[bytes], bool] | None = None
+        self.settle: Callable[[], Awaitable[None]] | None = None
+
+    def bind(self, write: Callable[[bytes], bool], settle: Callable[[], Awaitable[None]]) -> None:
+        self.write, self.settle = write, settle
+
+
 class StreamLog(abc.ABC):
     """The contract every stream log keeps (the service calls only these). Each
     implementation says how, in one process (memory.py) or across many (redis/)."""
@@ -63,11 +86,13 @@ class StreamLog(abc.ABC):
         A terminal event (`done`, `error`) finishes the stream."""
 
     @abc.abstractmethod
-    def read(self, stream_id: str, after: int = 0) -> AsyncIterator[bytes]:
+    def read(self, stream_id: str, after: int = 0, tap: Tap | None = None) -> AsyncIterator[bytes]:
         """Yield the encoded events after `after`, several joined into one chunk when
         the reader is behind, until the stream's terminal event. When the log's
         heartbeat time passes with nothing to send, yield an SSE comment instead.
-        Raises StreamNotFound (before the first chunk)."""
+        With a bound `tap`, events that come while the reader is caught up may be
+        written through it instead of yielded (see Tap). Raises StreamNotFound
+        (before the first chunk)."""
 
     @abc.abstractmethod
     async def info(self, stream_id: str) -> StreamInfo:

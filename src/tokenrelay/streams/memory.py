@@ -13,9 +13,28 @@ import orjson
 
 from tokenrelay import sse
 from tokenrelay.events import TERMINAL_EVENTS
-from tokenrelay.streams import Orphan, StreamExists, StreamInfo, StreamLog, StreamNotFound
+from tokenrelay.streams import (
+    Orphan, StreamExists, StreamInfo, StreamLog, StreamNotFound, Tap,
+)
 
-_EVENTS, _PING = 0, 1
+#: why a waiting reader wakes: new events; a heartbeat is due; its tap left a write
+#: pending (the connection's buffer was full: the reader finishes it, see Tap)
+_EVENTS, _PING, _PENDING = 0, 1, 2
+
+
+class _Wait:
+    """A caught-up reader waiting for the next event. `since`: when it last had
+    something to send (for the heartbeat). `write`: its tap's, if it writes through;
+    `seq` is then the last sequence number written to its connection."""
+
+    __slots__ = ("future", "since", "write", "seq")
+
+    def __init__(self, future: asyncio.Future[int], write: Callable[[bytes], bool] | None,
+                 seq: int) -> None:
+        self.future = future
+        self.since = time.monotonic()
+        self.write = write
+        self.seq = seq
 
 
 class _Stream:
@@ -34,8 +53,8 @@ class _Stream:
         self.ends = array("Q")
         self.count = 0
         self.finished = False
-        #: readers waiting for the next event, with the time each began to wait
-        self.waiters: list[tuple[asyncio.Future[int], float]] = []
+        #: readers waiting for the next event
+        self.waiters: list[_Wait] = []
         self.readers = 0
         self.unread_since: float | None = time.monotonic()
         self.expires = float("inf")
@@ -60,21 +79,49 @@ class _Stream:
             return self.events[seq - 1]
         return self.data[self.ends[seq - 2] if seq > 1 else 0:self.ends[seq - 1]]
 
+    def deliver(self, encoded: bytes) -> None:
+        """The newest event, `encoded`, to the waiting readers: written through the tap
+        of each that has one (it goes on waiting, unless that was the end or the write
+        is left pending); the others wake to read it (issue 16)."""
+        seq, keep = self.count, []
+        for wait in self.waiters:
+            future = wait.future
+            if future.done():  # its reader was cancelled
+                continue
+            write = wait.write
+            if write is None or wait.seq != seq - 1:
+                future.set_result(_EVENTS)
+                continue
+            try:
+                written = write(encoded)
+            except Exception as exc:  # the connection's, for its reader to raise
+                future.set_exception(exc)
+                continue
+            wait.seq = seq
+            if not written:
+                future.set_result(_PENDING)
+            elif self.finished:
+                future.set_result(_EVENTS)
+            else:
+                wait.since = time.monotonic()
+                keep.append(wait)
+        self.waiters = keep
+
     def wake(self) -> None:
-        for waiter, _ in self.waiters:
-            if not waiter.done():
-                waiter.set_result(_EVENTS)
+        for wait in self.waiters:
+            if not wait.future.done():
+                wait.future.set_result(_EVENTS)
         self.waiters.clear()
 
     def ping_idle(self, idle_since: float) -> None:
         """Wake the readers that have waited since before `idle_since` with a ping."""
         keep = []
-        for waiter, since in self.waiters:
-            if since <= idle_since:
-                if not waiter.done():
-                    waiter.set_result(_PING)
+        for wait in self.waiters:
+            if wait.since <= idle_since:
+                if not wait.future.done():
+                    wait.future.set_result(_PING)
             else:
-                keep.append((waiter, since))
+                keep.append(wait)
         self.waiters = keep
 
 
@@ -134,9 +181,10 @@ class MemoryStreamLog(StreamLog):
             stream.cancel = None
             stream.expires = time.monotonic() + self.retention
         if stream.waiters:
-            stream.wake()
+            stream.deliver(encoded)
 
-    async def read(self, stream_id: str, after: int = 0) -> AsyncIterator[bytes]:
+    async def read(self, stream_id: str, after: int = 0,
+                   tap: Tap | None = None) -> AsyncIterator[bytes]:
         stream = self._get(stream_id)
         stream.readers += 1
         stream.unread_since = None
@@ -153,9 +201,14 @@ class MemoryStreamLog(StreamLog):
                     continue
                 if stream.finished:
                     return
-                waiter: asyncio.Future[int] = loop.create_future()
-                stream.waiters.append((waiter, time.monotonic()))
-                if await waiter == _PING:
+                wait = _Wait(loop.create_future(), tap.write if tap is not None else None,
+                             position)
+                stream.waiters.append(wait)
+                woken = await wait.future
+                position = wait.seq  # past what its tap wrote
+                if woken == _PENDING:
+                    await tap.settle()  # type: ignore[union-attr] (a tap's write left it)
+                elif woken == _PING:
                     yield sse.PING
         finally:
             stream.readers -= 1

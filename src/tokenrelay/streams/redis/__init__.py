@@ -24,7 +24,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from tokenrelay.errors import TokenrelayError
-from tokenrelay.streams import Orphan, StreamInfo, StreamLog, StreamNotFound
+from tokenrelay.streams import Orphan, StreamInfo, StreamLog, StreamNotFound, Tap
 from tokenrelay.streams.memory import MemoryStreamLog
 from tokenrelay.streams.redis import entries
 from tokenrelay.streams.redis.cancel import Cancel
@@ -69,10 +69,11 @@ class RedisStreamLog(StreamLog):
     async def append(self, stream_id: str, event: str, data: dict[str, Any]) -> int:
         return await self._producer.append(stream_id, event, data)
 
-    async def read(self, stream_id: str, after: int = 0) -> AsyncIterator[bytes]:
+    async def read(self, stream_id: str, after: int = 0,
+                   tap: Tap | None = None) -> AsyncIterator[bytes]:
         if stream_id not in self._producer:
             await self._mirror.open(stream_id)
-        async for chunk in self._local.read(stream_id, after):
+        async for chunk in self._local.read(stream_id, after, tap):
             yield chunk
 
     async def info(self, stream_id: str) -> StreamInfo:
