@@ -120,20 +120,27 @@ class Generation:
         return not _failed(self._written)
 
     async def run(self) -> None:
+        """The pump, then the end, in the generation's own task (issue 7: a task costs
+        its context, coroutine and wake-ups; issue 16: so does each coroutine frame
+        under it). `cancel()` cancels this task only while the pump runs, never the
+        end that follows it."""
         metrics.stream_started(self._provider_name)
         watchdog = asyncio.create_task(self._watch_readers()) if self._abandon_after else None
+        task = asyncio.current_task()
         try:
-            await self._pump_until_cancelled()
+            if self._cancel_reason is not None:
+                raise asyncio.CancelledError  # cancelled before it started
+            self._pumping = task
+            try:
+                await self._pump()
+            finally:
+                self._pumping = None
         except asyncio.CancelledError:
             if self._cancel_reason is None:  # the loop itself is going away
                 self._cancel_reason = "shutdown"
-            if self._cancel_reason == "shutdown":
-                await self._fail("shutdown", "The server shut down; the partial answer is kept.",
-                                 status="interrupted")
-            elif self._cancel_reason == "unstored":
-                await self._fail("database_unavailable", _UNSTORED)
-            else:
-                await self._succeed("cancelled")
+            elif task is not None:
+                task.uncancel()  # our own cancel, handled here; not the loop's
+            await self._cancelled()
         except ProviderError as exc:
             await self._fail(exc.code, exc.message)
         except Exception as exc:  # a provider bug must still end the stream
@@ -146,21 +153,14 @@ class Generation:
             if watchdog is not None:
                 watchdog.cancel()
 
-    async def _pump_until_cancelled(self) -> None:
-        """The pump, in the generation's own task rather than one more per stream (issue
-        7: a task costs its context, coroutine and wake-ups); `cancel()` cancels this
-        task only while the pump runs, never the end that follows it."""
-        if self._cancel_reason is not None:
-            raise asyncio.CancelledError  # cancelled before it started
-        task = self._pumping = asyncio.current_task()
-        try:
-            await self._pump()
-        except asyncio.CancelledError:
-            if self._cancel_reason is not None and task is not None:
-                task.uncancel()  # our own cancel, handled by run(); not the loop's
-            raise
-        finally:
-            self._pumping = None
+    async def _cancelled(self) -> None:
+        if self._cancel_reason == "shutdown":
+            await self._fail("shutdown", "The server shut down; the partial answer is kept.",
+                             status="interrupted")
+        elif self._cancel_reason == "unstored":
+            await self._fail("database_unavailable", _UNSTORED)
+        else:
+            await self._succeed("cancelled")
 
     async def _pump(self) -> None:
         append, stream_id = self._streams.append, self.stream_id

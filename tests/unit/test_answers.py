@@ -42,9 +42,8 @@ async def test_one_batch_holds_every_answer_that_grew_and_only_those() -> None:
     store = BatchStore()
     texts = AnswerTexts(store, Background(), interval=3600)
     answers = [Growing(f"msg_{n}") for n in range(20)]
-    running: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     for answer in answers:
-        texts.track(answer, running)
+        texts.track(answer)
         answer.text = "word "
     assert await texts.flush() == 20
     assert store.batches == [{f"msg_{n}": "word " for n in range(20)}]
@@ -53,17 +52,14 @@ async def test_one_batch_holds_every_answer_that_grew_and_only_those() -> None:
     assert store.batches[-1] == {"msg_3": "word more"}
     assert await texts.flush() == 0  # nothing grew: no write
     assert len(store.batches) == 2
-    running.set_result(None)
 
 
 async def test_an_answer_that_ended_is_no_longer_written() -> None:
     store = BatchStore()
     texts = AnswerTexts(store, Background(), interval=3600)
     answer = Growing("msg_1")
-    running: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    texts.track(answer, running)
-    running.set_result(None)
-    await asyncio.sleep(0)  # the done callback runs
+    texts.track(answer)
+    texts.untrack(answer)  # its generation ended (and stored its end itself)
     answer.text = "late"
     assert await texts.flush() == 0 and store.batches == []
 
@@ -72,10 +68,8 @@ async def test_reasoning_that_grows_is_stored_with_its_text() -> None:
     store = BatchStore()
     texts = AnswerTexts(store, Background(), interval=3600)
     answer = Growing("msg_1")
-    running: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    texts.track(answer, running)
+    texts.track(answer)
     answer.reasoning = "thinking about it"  # no text yet: a reasoning model's first phase
     assert await texts.flush() == 1
     assert store.batches[-1] == {"msg_1": ""}
     assert store.reasonings[-1] == {"msg_1": "thinking about it"}
-    running.set_result(None)

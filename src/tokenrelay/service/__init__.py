@@ -9,6 +9,7 @@ running generations, the reaper, background work). FastAPI never appears here.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import secrets
@@ -216,15 +217,28 @@ class ChatService:
         self.streams.on_cancel(stream_id, generation.cancel)
         task = self.background.spawn(generation.run(), f"generation {stream_id}")
         self._generations.add(stream_id, Running(generation, task, conversation.id, chat.owner))
+        announced = None
         if chat.persist:
-            self._texts.track(generation, task)
-            self._announce(turn, chat.owner, written, task)
+            self._texts.track(generation)
+            announced = self._announce(turn, chat.owner, written)
+        # One callback for all that follows a generation's end (each one more costs a
+        # closure per open stream: issue 16).
+        task.add_done_callback(functools.partial(self._ended, generation, announced))
         return StartedStream(stream_id, conversation.id)
 
+    def _ended(self, generation: Generation, announced: tuple[str, dict[str, str]] | None,
+               _task: asyncio.Task[None]) -> None:
+        self._generations.ended(generation.stream_id)
+        self._texts.untrack(generation)
+        if announced is not None:
+            owner, data = announced
+            self.feed.publish(owner, "answered", data)
+
     def _announce(self, turn: Turn, owner: str, written: asyncio.Future[None] | None,
-                  task: asyncio.Task[None]) -> None:
-        """Tell the owner's open pages: once the turn is stored (a page that reads the
-        conversation then finds it), and again when its answer has ended."""
+                  ) -> tuple[str, dict[str, str]]:
+        """Tell the owner's open pages once the turn is stored (a page that reads the
+        conversation then finds it); returns what `_ended` tells them when its answer
+        has ended."""
         conversation, stream_id = turn.conversation, turn.answer.stream_id
         data = {"conversation_id": conversation.id, "title": conversation.title,
                 "stream_id": stream_id}
@@ -235,7 +249,7 @@ class ChatService:
 
         if written is not None:
             written.add_done_callback(stored)
-        task.add_done_callback(lambda _: self.feed.publish(owner, "answered", data))
+        return owner, data
 
     def changes(self, owner: str, after: int | None) -> Reading:
         """The owner's conversation changes, from after `after` (None: from now)."""

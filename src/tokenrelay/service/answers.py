@@ -43,13 +43,16 @@ class AnswerTexts:
         self._stored: dict[Answer, int] = {}
         self._writer: asyncio.Task[None] | None = None
 
-    def track(self, generation: Answer, task: asyncio.Future[None]) -> None:
-        """Store `generation`'s text as it grows, until `task` (its run) ends."""
+    def track(self, generation: Answer) -> None:
+        """Store `generation`'s text as it grows, until `untrack` (its run has ended,
+        and written its end itself)."""
         self._stored[generation] = 0
-        task.add_done_callback(lambda _: self._stored.pop(generation, None))
         if self._writer is None or self._writer.done():
             self._writer = self._background.spawn(self._write_while_streaming(),
                                                   "answer texts", loop=True)
+
+    def untrack(self, generation: Answer) -> None:
+        self._stored.pop(generation, None)
 
     def _grown(self) -> tuple[dict[str, str], dict[str, str]]:
         """The texts and reasonings of the answers that grew since they were stored."""

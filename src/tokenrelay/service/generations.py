@@ -27,8 +27,11 @@ class Generations:
         self._regenerating: set[str] = set()
 
     def add(self, stream_id: str, running: Running) -> None:
+        """Until `ended(stream_id)` (the service calls it when the task is done)."""
         self._running[stream_id] = running
-        running.task.add_done_callback(lambda _: self._running.pop(stream_id, None))
+
+    def ended(self, stream_id: str) -> None:
+        self._running.pop(stream_id, None)
 
     def __contains__(self, stream_id: object) -> bool:
         return stream_id in self._running
