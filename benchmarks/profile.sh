@@ -18,7 +18,7 @@ go=$(.venv/bin/python -c "import time; print(time.monotonic() + 0.5)")
 loads=()
 for i in 0 1; do
     echo "$go" | .venv/bin/python -m benchmarks._load --port "$port" --streams "$streams" \
-        --index $i --of 2 --tokens 60 --rate 10 --ramp 1.5 --out "/tmp/profile-load-$i.json" \
+        --index $i --of 2 --tokens "${TOKENS:-60}" --rate 10 --ramp "${RAMP:-1.5}" --out "/tmp/profile-load-$i.json" \
         >/dev/null &
     loads+=($!)
 done

@@ -77,6 +77,9 @@ class Settings:
     #: freeze the start-up heap and make full GC passes rare (server/runner.py); only
     #: applied on the Python versions where it was measured
     tune_gc: bool = True
+    #: take POST /api/chat before FastAPI's routing and dependency solving
+    #: (server/fastpath.py); off: FastAPI handles it as every other route
+    fast_path: bool = True
 
     @property
     def database_url(self) -> str:

@@ -19,6 +19,7 @@ from tokenrelay.service import ChatService
 from tokenrelay.service.backends import make_limiter
 from tokenrelay.server import aisdk, errors, page, responses_api, routes, v1
 from tokenrelay.server.auth import Keys
+from tokenrelay.server.fastpath import FastChat
 from tokenrelay.server.guard import Guard
 from tokenrelay.server.responses import DetachedBodies
 
@@ -28,7 +29,7 @@ if TYPE_CHECKING:  # the registry type only: the server never imports providers
 log = logging.getLogger("tokenrelay.server")
 
 #: middleware that does not wrap `send`, so bodies may be detached around it
-_DETACHABLE = frozenset({Guard})
+_DETACHABLE = frozenset({Guard, FastChat})
 
 
 def _drain_on_exit_signal(service: ChatService, grace: float) -> Callable[[], None]:
@@ -125,6 +126,8 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
                redoc_url=None)
     app.detach_bodies = settings.detach_bodies
     app.state.keys = Keys(settings.api_keys)
+    if settings.fast_path:
+        app.add_middleware(FastChat)  # inside Guard: added first (server/fastpath.py)
     app.add_middleware(Guard, keys=app.state.keys, limiter=limiter,
                        max_body_bytes=settings.max_body_bytes)
     errors.install(app)

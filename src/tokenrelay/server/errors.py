@@ -64,7 +64,12 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 
 async def _tokenrelay_error(request: Request, exc: TokenrelayError) -> JSONResponse:
-    # An expected refusal: one line for the operator, no traceback.
+    return refusal(request, exc)
+
+
+def refusal(request: Request, exc: TokenrelayError) -> JSONResponse:
+    """The answer to a TokenrelayError (an expected refusal: one line for the
+    operator, no traceback)."""
     log.info("%s %s refused: %d %s", request.method, request.url.path, exc.status, exc.code)
     response = error_response(_openai_status(request, exc.status, exc.code), exc.code, exc.message)
     if exc.retry_after is not None:
