@@ -3,8 +3,9 @@ depends on the HTTP server works as under uvicorn. Event streams go out as they 
 (granian sends an event stream's head at once, other bodies whole), a dropped
 connection resumes after its last id, a cancel ends the stream, and a reader that
 leaves mid-stream is noticed: counted as a disconnect, and with --abandon-after its
-generation stops. The SIGTERM drain is tests/integration/test_shutdown.py's, run on
-both servers."""
+generation stops; a TLS proxy's X-Forwarded-Proto is read as uvicorn reads it. The
+SIGTERM drain and `--workers` are test_shutdown.py's and test_metrics.py's, run on
+both servers; TESTS_HTTP_SERVER=granian runs every other real server on granian."""
 
 from __future__ import annotations
 
@@ -175,3 +176,15 @@ def test_the_other_routes_answer_whole(granian: Server) -> None:
     assert missing.status_code == 404 and missing.json()["error"]["code"]
     page = httpx.get(granian.url, timeout=10)
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+
+
+def test_behind_a_tls_proxy_the_session_cookie_is_secure() -> None:
+    # granian reads no proxy headers; the runner adds uvicorn's, trusting 127.0.0.1.
+    with start_server("--server", "granian", "--model", "scripted", "--database", "memory",
+                      env={"TOKENRELAY_API_KEYS": "key-a"}) as srv:
+        direct = httpx.post(f"{srv.url}/api/session", json={"key": "key-a"}, timeout=10)
+        proxied = httpx.post(f"{srv.url}/api/session", json={"key": "key-a"}, timeout=10,
+                             headers={"X-Forwarded-Proto": "https"})
+    assert direct.status_code == proxied.status_code == 204
+    assert "secure" not in direct.headers["set-cookie"].lower()
+    assert "secure" in proxied.headers["set-cookie"].lower()

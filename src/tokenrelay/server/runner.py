@@ -143,7 +143,7 @@ def serve_granian(app: ASGIApp, host: str, port: int, *, log_level: str = "info"
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         try:
-            runner.run(_serve_embedded(app, host, port, log_level))
+            runner.run(_serve_embedded(trusting_proxies(app), host, port, log_level))
         except FatalError:  # the lifespan's start-up failed; granian logged why
             raise SystemExit(STARTUP_FAILED) from None
 
@@ -183,6 +183,24 @@ def _stop_on_exit_signal(stop: Callable[[], None]) -> Callable[[], None]:
     return restore
 
 
+def trusting_proxies(app: ASGIApp) -> ASGIApp:
+    """`app` reading X-Forwarded-Proto and X-Forwarded-For from the proxies uvicorn
+    trusts (FORWARDED_ALLOW_IPS, default 127.0.0.1 and ::1), with uvicorn's own
+    middleware, as uvicorn runs every app: granian reads neither header, and behind a
+    TLS proxy the session cookie would lose `Secure` (server/routes.py)."""
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    trusted = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+    return ProxyHeadersMiddleware(app, trusted_hosts=trusted)  # type: ignore[arg-type]
+
+
+def granian_worker_app() -> ASGIApp:
+    """Each granian `--workers` process's app (uvicorn's is `WORKER_APP` alone)."""
+    from tokenrelay.server.app import app_from_env
+
+    return trusting_proxies(app_from_env())
+
+
 def _granian_workers(settings: Settings, log_level: str) -> None:
     """granian's own supervisor and worker processes (its CLI's way). Past the
     connections' timeout a worker still open is killed, as uvicorn cuts them.
@@ -197,7 +215,7 @@ def _granian_workers(settings: Settings, log_level: str) -> None:
     from granian.constants import HTTPModes, Interfaces, Loops
 
     multiprocessing.set_start_method("spawn", force=True)
-    Granian(WORKER_APP, factory=True, address=settings.host, port=settings.port,
+    Granian("tokenrelay.server.runner:granian_worker_app", factory=True, address=settings.host, port=settings.port,
             interface=Interfaces.ASGI, workers=settings.workers, loop=Loops.uvloop,
             http=HTTPModes.http1, backlog=BACKLOG, log_level=_granian_level(log_level),
             workers_kill_timeout=math.ceil(_connections_timeout(settings))).serve()
