@@ -153,7 +153,8 @@ async def _serve_embedded(app: ASGIApp, host: str, port: int, log_level: str) ->
     from granian.server.embed import Server
 
     server = Server(app, address=host, port=port, interface=Interfaces.ASGI,
-                    http=HTTPModes.http1, backlog=BACKLOG, log_level=_granian_level(log_level))
+                    http=HTTPModes.http1, backlog=BACKLOG, log_level=_granian_level(log_level),
+                    log_access=_access_log(log_level))
     restore = _stop_on_exit_signal(server.stop)
     try:
         await server.serve()
@@ -218,7 +219,14 @@ def _granian_workers(settings: Settings, log_level: str) -> None:
     Granian("tokenrelay.server.runner:granian_worker_app", factory=True, address=settings.host, port=settings.port,
             interface=Interfaces.ASGI, workers=settings.workers, loop=Loops.uvloop,
             http=HTTPModes.http1, backlog=BACKLOG, log_level=_granian_level(log_level),
+            log_access=_access_log(log_level),
             workers_kill_timeout=math.ceil(_connections_timeout(settings))).serve()
+
+
+def _access_log(log_level: str) -> bool:
+    """A line per request at info and below, as uvicorn logs them (granian's access
+    log has no level of its own: on, it prints whatever `--log-level` says)."""
+    return log_level.lower() in ("info", "debug", "trace")
 
 
 def _granian_level(log_level: str) -> Any:
