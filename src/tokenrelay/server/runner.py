@@ -50,8 +50,10 @@ GC_TUNED_VERSIONS = ((3, 11), (3, 13))
 
 #: uvicorn's exit status when the app's start-up fails; granian's is the same here
 STARTUP_FAILED = 3
-#: each `--workers` process's app factory (server/app.py)
+#: each `--workers` process's app factory (server/app.py); granian's adds the proxy
+#: headers uvicorn reads itself
 WORKER_APP = "tokenrelay.server.app:app_from_env"
+GRANIAN_WORKER_APP = "tokenrelay.server.runner:granian_worker_app"
 
 log = logging.getLogger("tokenrelay.server")
 
@@ -135,9 +137,10 @@ def _run_workers(settings: Settings, log_level: str) -> None:
 def serve_granian(app: ASGIApp, host: str, port: int, *, log_level: str = "info") -> None:
     """Serve `app` in this process with granian's embedded server, on uvloop and
     HTTP/1.1 (as uvicorn runs here). On SIGTERM or SIGINT it stops accepting, waits
-    for the open connections (the lifespan's drain ends every stream within its grace
-    period), then runs the lifespan's shutdown. benchmarks/_granian.py runs the bare
-    peers with it, so both are served alike."""
+    for the open connections, then runs the lifespan's shutdown. It has no timeout for
+    them (uvicorn's is `_connections_timeout`): the lifespan's drain ends every stream
+    within its grace period, but a client that stops reading holds the exit.
+    benchmarks/_granian.py runs the bare peers with it, so both are served alike."""
     import uvloop
     from granian.errors import FatalError
 
@@ -196,7 +199,7 @@ def trusting_proxies(app: ASGIApp) -> ASGIApp:
 
 
 def granian_worker_app() -> ASGIApp:
-    """Each granian `--workers` process's app (uvicorn's is `WORKER_APP` alone)."""
+    """Each granian `--workers` process's app (GRANIAN_WORKER_APP)."""
     from tokenrelay.server.app import app_from_env
 
     return trusting_proxies(app_from_env())
@@ -216,7 +219,7 @@ def _granian_workers(settings: Settings, log_level: str) -> None:
     from granian.constants import HTTPModes, Interfaces, Loops
 
     multiprocessing.set_start_method("spawn", force=True)
-    Granian("tokenrelay.server.runner:granian_worker_app", factory=True, address=settings.host, port=settings.port,
+    Granian(GRANIAN_WORKER_APP, factory=True, address=settings.host, port=settings.port,
             interface=Interfaces.ASGI, workers=settings.workers, loop=Loops.uvloop,
             http=HTTPModes.http1, backlog=BACKLOG, log_level=_granian_level(log_level),
             log_access=_access_log(log_level),
