@@ -139,7 +139,7 @@ def serve_granian(app: ASGIApp, host: str, port: int, *, log_level: str = "info"
     HTTP/1.1 (as uvicorn runs here). On SIGTERM or SIGINT it stops accepting, waits
     for the open connections, then runs the lifespan's shutdown. It has no timeout for
     them (uvicorn's is `_connections_timeout`): the lifespan's drain ends every stream
-    within its grace period, but a client that stops reading holds the exit.
+    within its grace period, but a client that stops reading could hold the exit.
     benchmarks/_granian.py runs the bare peers with it, so both are served alike."""
     import uvloop
     from granian.errors import FatalError
