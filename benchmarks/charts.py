@@ -45,6 +45,8 @@ Data = dict[str, Any]
 # One colour per server, the same in every chart.
 _COLOURS = {
     "bare": "#7f7f7f",
+    "bare-granian": "#c7c7c7",
+    "tokenrelay-granian": "#d62728",
     "tokenrelay": "#1f77b4",
     "tokenrelay-memory": "#17becf",
     "tokenrelay-nostore": "#17becf",

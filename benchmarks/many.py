@@ -11,7 +11,11 @@ For each N in `--streams`, and for each server, started fresh for that N:
 - `tokenrelay`: `tokenrelay serve --model scripted --database memory` (the in-process
   stream log; conversations in memory, so the store is not what is measured);
 - `tokenrelay-redis`: the same plus `--redis` to a redis-server started for it (free
-  port, no persistence): every event also goes to a Redis stream.
+  port, no persistence): every event also goes to a Redis stream;
+- run only when named: `tokenrelay-inline` and `tokenrelay-gc-default` (issue 12: one
+  framework workaround turned off), `bare-granian` and `tokenrelay-granian` (issue 16:
+  `bare` and `tokenrelay` on granian instead of uvicorn, each embedded in the measured
+  process: benchmarks/_granian.py, `tokenrelay serve --server granian`).
 
 N streams are opened, ramped up over `--ramp` seconds (default N/2000, between 1 and
 2 s) so the accept queue is not the bottleneck, each a POST /api/chat for the scripted
@@ -25,7 +29,9 @@ them from 3,000 streams on (`--clients`). Measured:
   as the client sees it; p50 and p99 over all deltas k >= 1 of all streams;
 - server RSS per stream: (VmHWM after the run - VmRSS idle, after a warm-up) / N, from
   /proc/PID/status; for tokenrelay-redis also redis-server's RSS;
-- server (and redis-server, and client) CPU over the run, from /proc schedstat;
+- server (and redis-server, and client) CPU over the run, from /proc schedstat, and
+  the server's CPU per delivered token: its CPU seconds over the run / the deltas the
+  clients received, in µs, and that as a multiple of `bare`'s at the same N;
 - errors (HTTP errors, refused or dropped connections) and incomplete streams.
 
 Before each measurement it waits (up to 15 min) until no other heavy process runs
@@ -44,6 +50,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import importlib.util
 import json
 import math
 import os
@@ -62,6 +69,7 @@ from pathlib import Path
 from benchmarks._client import BenchError
 from benchmarks.relay import (
     HOST,
+    GRANIAN_MISSING,
     HELD_HEADING,
     MANY_HEADING,
     RESULTS,
@@ -69,6 +77,7 @@ from benchmarks.relay import (
     MachineCpu,
     Server,
     _cpu_seconds,
+    _granian,
     _tokenrelay,
     _uvicorn,
     add_out_option,
@@ -99,9 +108,15 @@ def _memory(port: int) -> list[str]:
 
 
 SERVER_NAMES = ["bare", "tokenrelay", "tokenrelay-redis"]
-#: issue 12's A/B: tokenrelay with one framework workaround turned off (run when named)
+#: run only when named, each tokenrelay with these settings: issue 12's A/B (one
+#: framework workaround turned off) and issue 16's (granian instead of uvicorn)
 VARIANTS = {"tokenrelay-inline": {"TOKENRELAY_DETACH_BODIES": "0"},
-            "tokenrelay-gc-default": {"TOKENRELAY_TUNE_GC": "0"}}
+            "tokenrelay-gc-default": {"TOKENRELAY_TUNE_GC": "0"},
+            "tokenrelay-granian": {"TOKENRELAY_SERVER": "granian"}}
+#: issue 16: `bare` on granian, embedded as tokenrelay runs it (run when named)
+PEERS = {"bare-granian": _granian("benchmarks._peers:paced")}
+#: every server, in the order a run measures them
+ALL_NAMES = [*SERVER_NAMES, *VARIANTS, *PEERS]
 
 
 # --- the machine and processes -------------------------------------------------------------
@@ -276,12 +291,19 @@ class Case:
     rss_idle: dict[str, int] = field(default_factory=dict)  # KiB
     rss_peak: dict[str, int] = field(default_factory=dict)  # KiB
     cpu: dict[str, float] = field(default_factory=dict)  # fraction of one core
+    cpu_seconds: dict[str, float] = field(default_factory=dict)  # over the run
     client_cpu: list[float] = field(default_factory=list)  # per process, fraction of a core
     machine_busy: float = math.nan  # both cores, during the load
 
     @property
     def offered(self) -> float:
         return self.streams * self.rate
+
+    def cpu_per_token(self, name: str = "server") -> float:
+        """CPU seconds of process `name` per delta the clients received (issue 16)."""
+        if name not in self.cpu_seconds or not self.deltas:
+            return math.nan
+        return self.cpu_seconds[name] / self.deltas
 
     def rss_per_stream(self, name: str = "server") -> float:
         """KiB per stream: peak minus idle, over N."""
@@ -355,6 +377,7 @@ def summarize(case: Case, result: Load) -> None:
     case.first_p50, case.first_p99 = _quantile(first, 0.5), _quantile(first, 0.99)
     wall = max(result.wall, 1e-9)
     case.cpu = {name: cpu / wall for name, cpu in result.cpu.items()}
+    case.cpu_seconds = dict(result.cpu)
     case.client_cpu = [c / wall for c in result.client_cpu]
 
 
@@ -366,6 +389,8 @@ def started(name: str) -> Iterator[dict[str, int]]:
         pids: dict[str, int] = {}
         if name == "bare":
             server = Server(name, _uvicorn("benchmarks._peers:paced"))
+        elif name in PEERS:
+            server = Server(name, PEERS[name])
         elif name == "tokenrelay":
             server = Server(name, _memory)
         elif name in VARIANTS:
@@ -391,6 +416,9 @@ def measure(name: str, n: int, args: argparse.Namespace,
     case = Case(name, n, args.tokens_per_stream, args.rate, ramp, clients)
     if name == "tokenrelay-redis" and shutil.which("redis-server") is None:
         case.error = "skipped: redis-server is not installed"
+        return case
+    if name.endswith("-granian") and importlib.util.find_spec("granian") is None:
+        case.error = f"skipped: {GRANIAN_MISSING}"
         return case
     for attempt in range(1, ATTEMPTS + 1):
         case = Case(name, n, args.tokens_per_stream, args.rate, ramp, clients,
@@ -439,6 +467,24 @@ def _ms(seconds: float, digits: int = 0) -> str:
     return "–" if math.isnan(seconds) else f"{seconds * 1000:,.{digits}f}"
 
 
+def _us(seconds: float) -> str:
+    return "–" if math.isnan(seconds) else f"{seconds * 1e6:,.1f}"
+
+
+def _times(ratio: float) -> str:
+    return "–" if math.isnan(ratio) else f"{ratio:.2f}×"
+
+
+def cpu_x_bare(case: Case, cases: list[Case], reference: str = "bare") -> float:
+    """`case`'s server CPU per token over `reference`'s at the same N (NaN when that
+    did not run, or measured nothing)."""
+    for other in cases:
+        if other.server == reference and other.streams == case.streams and not other.error:
+            theirs = other.cpu_per_token()
+            return case.cpu_per_token() / theirs if theirs > 0 else math.nan
+    return math.nan
+
+
 def _mib(kib: int | None) -> str:
     return "–" if not kib else f"{kib / 1024:,.0f}"
 
@@ -452,15 +498,16 @@ def tables(cases: list[Case]) -> str:
     ]
     cost = [
         "| N | server | server RSS idle → peak (MiB) | server KiB / stream | server CPU "
+        "| server CPU µs / token | × bare "
         "| redis-server RSS idle → peak (MiB) | redis KiB / stream | redis CPU "
         "| client CPU (per process) | machine busy | loadavg before |",
-        "|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for c in cases:
         head = f"| {c.streams:,} | `{c.server}` "
         if c.error:
             flow.append(head + f"| {c.error.splitlines()[0]} | | | | | | | | | | | |")
-            cost.append(head + "| | | | | | | | | |")
+            cost.append(head + "| | | | | | | | | | | |")
             continue
         flow.append(
             head + f"| {c.ok:,} | {c.failed:,} | {c.incomplete:,} | {c.concurrent:,} "
@@ -472,6 +519,7 @@ def tables(cases: list[Case]) -> str:
         cost.append(
             head + f"| {_mib(c.rss_idle.get('server'))} → {_mib(c.rss_peak.get('server'))} "
             f"| {c.rss_per_stream('server'):,.1f} | {c.cpu.get('server', math.nan):.0%} "
+            f"| {_us(c.cpu_per_token())} | {_times(cpu_x_bare(c, cases))} "
             + (f"| {_mib(c.rss_idle.get('redis'))} → {_mib(c.rss_peak.get('redis'))} "
                f"| {c.rss_per_stream('redis'):,.1f} | {c.cpu.get('redis', math.nan):.0%} "
                if redis else "| – | – | – ")
@@ -500,7 +548,7 @@ def tables(cases: list[Case]) -> str:
 def summary_lines(cases: list[Case]) -> list[str]:
     """Per server: the share of the offered rate it delivered at each N, and its most."""
     lines = []
-    for name in [*SERVER_NAMES, *VARIANTS]:
+    for name in ALL_NAMES:
         mine = [c for c in cases if c.server == name and not c.error]
         if not mine:
             continue
@@ -509,6 +557,7 @@ def summary_lines(cases: list[Case]) -> list[str]:
         counts = " / ".join(f"{c.streams:,}" for c in mine)
         lines.append(f"{name}: delivered {shares} of the offered tokens/s (best 1 s) at "
                      f"N = {counts}; at most {best.peak_rate:,.0f} tokens/s")
+        lines.extend(_cpu_lines(name, mine, cases))
         held = [c for c in mine if c.concurrent == c.streams]
         if held:
             most = max(held, key=lambda c: c.streams)
@@ -516,6 +565,26 @@ def summary_lines(cases: list[Case]) -> list[str]:
             lines.append(f"{name}: held {most.streams:,} streams at once at "
                          f"{most.rss_per_stream():,.1f} KiB ({kb:,.1f} kB) each "
                          f"(issue 7's goal at 10,000: ≤ 20 kB; {'met' if kb <= 20 else 'NOT met'} here)")
+    return lines
+
+
+def _cpu_lines(name: str, mine: list[Case], cases: list[Case]) -> list[str]:
+    """Server CPU per delivered token as a multiple of `bare`'s at each N where both
+    ran; for a granian server also of its uvicorn twin's (issue 16)."""
+    references = ["bare"]
+    twin = name.removesuffix("-granian")
+    if twin != name and twin != "bare":
+        references.append(twin)
+    lines = []
+    for reference in references:
+        if name == reference:
+            continue
+        pairs = [(c, cpu_x_bare(c, cases, reference)) for c in mine]
+        pairs = [(c, x) for c, x in pairs if not math.isnan(x)]
+        if pairs:
+            ratios = " / ".join(f"{x:.2f}×" for _, x in pairs)
+            counts = " / ".join(f"{c.streams:,}" for c, _ in pairs)
+            lines.append(f"{name}: CPU per token {ratios} {reference}'s at N = {counts}")
     return lines
 
 
@@ -538,7 +607,8 @@ Written by `benchmarks/many.py {"--held " if args.held else ""}--write`; rerun i
 - Date: {when}
 - Command: `{command(argv)}`{suite_note()}
 - Machine: cores {info["cores"]}, {info["CPU"]}, {info["OS"]}, Python {info["Python"]},
-  uvicorn {info["uvicorn"]}, uvloop {info["uvloop"]}, redis-server {redis_version()}
+  uvicorn {info["uvicorn"]}, uvloop {info["uvloop"]}, granian {info["granian"]},
+  redis-server {redis_version()}
 - Load: N concurrent streams, each a POST /api/chat for the scripted provider with
   {args.tokens_per_stream} deltas of `"w "` at {args.rate:g} tokens/s (options.delay_ms {1000 / args.rate:g}).
 - Streams opened over a ramp: {"; ".join(
@@ -573,7 +643,11 @@ Written by `benchmarks/many.py {"--held " if args.held else ""}--write`; rerun i
   the same for redis-server (the Redis streams, kept `--retention` after their end).
 - **CPU**: CPU time over the run's wall time (from the first request due to the last
   client done), all threads, from /proc/PID/task/*/schedstat; 100% is one core. The
-  server's event loop is one thread: near 100% it is saturated. **machine busy**: both
+  server's event loop is one thread: near 100% it is saturated (granian does its I/O
+  on a thread of its own besides, so its servers can pass 100%). **server CPU µs /
+  token**: the server's CPU seconds over the run / the deltas the clients received,
+  and **× bare** that over `bare`'s at the same N: what one delivered token costs,
+  whatever the share delivered. **machine busy**: both
   cores, everything included (servers, redis-server, clients), from /proc/stat.
 - All on one 2-core machine over loopback: the clients and redis-server take CPU from
   the same two cores the server runs on.
@@ -629,6 +703,8 @@ def figures(cases: list[Case], args: argparse.Namespace, argv: list[str]) -> dic
             server_kib_per_stream=finite(c.rss_per_stream("server"), 2),
             redis_kib_per_stream=finite(c.rss_per_stream("redis"), 2),
             server_cpu=finite(c.cpu.get("server")), redis_cpu=finite(c.cpu.get("redis")),
+            server_cpu_us_per_token=finite(c.cpu_per_token() * 1e6, 2),
+            server_cpu_per_token_x_bare=finite(cpu_x_bare(c, cases)),
             machine_busy=finite(c.machine_busy), attempts=c.attempts, disturbed=c.disturbed,
             loadavg=c.loadavg,
         )
@@ -661,7 +737,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=0,
                         help="client processes (default 1, 2 from 3000 streams)")
     parser.add_argument("--servers", default=",".join(SERVER_NAMES),
-                        help="comma-separated subset of: " + ", ".join([*SERVER_NAMES, *VARIANTS]))
+                        help="comma-separated subset of: " + ", ".join(ALL_NAMES))
     parser.add_argument("--quick", action="store_true",
                         help="smoke run for CI: 100 streams of 10 tokens")
     parser.add_argument("--write", action="store_true",
@@ -684,7 +760,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error("--streams takes comma-separated integers")
     if not args.counts or min(args.counts) < 1 or args.tokens_per_stream < 2 or args.rate <= 0:
         parser.error("need at least 1 stream, 2 tokens per stream and a positive rate")
-    args.selected = selected_servers(parser, args.servers, [*SERVER_NAMES, *VARIANTS])
+    args.selected = selected_servers(parser, args.servers, ALL_NAMES)
     return args
 
 
@@ -694,7 +770,7 @@ def main(argv: list[str] | None = None) -> int:
     _raise_open_files(max(args.counts) * 2 + 1024)  # the servers inherit it
     cases: list[Case] = []
     for n in args.counts:
-        for name in [s for s in [*SERVER_NAMES, *VARIANTS] if s in args.selected]:
+        for name in [s for s in ALL_NAMES if s in args.selected]:
             print(f"N = {n:,}, {name} ...", flush=True)
             case = measure(name, n, args)
             cases.append(case)
@@ -703,7 +779,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 print(f"    ok {case.ok:,}/{n:,}, best {case.peak_rate:,.0f} tokens/s "
                       f"(offered {case.offered:,.0f}), lateness p50 {_ms(case.late_p50)} ms "
-                      f"p99 {_ms(case.late_p99)} ms, server CPU {case.cpu.get('server', 0):.0%}, "
+                      f"p99 {_ms(case.late_p99)} ms, server CPU {case.cpu.get('server', 0):.0%} "
+                      f"({_us(case.cpu_per_token())} µs/token), "
                       f"{case.rss_per_stream():,.1f} KiB/stream, loadavg {case.loadavg}",
                       flush=True)
     print()

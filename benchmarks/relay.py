@@ -21,6 +21,9 @@ the median. The servers:
   the provider suspends on a timer after every delta (one loop turn each under
   uvloop), as when tokens arrive one per network read: the worst case, where nothing
   piles up to be joined;
+- `bare-granian`, `tokenrelay-granian` (issue 16, run only when named): `bare` and
+  `tokenrelay` on granian instead of uvicorn (`tokenrelay serve --server granian`;
+  benchmarks/_granian.py for the bare app), each embedded in the measured process;
 - `sse-starlette`: Starlette + sse_starlette.EventSourceResponse, as its README shows;
 - `fastapi-sse`: FastAPI's own EventSourceResponse (fastapi.sse), as its docs show.
 
@@ -78,14 +81,28 @@ class Server:
     options: dict[str, object] = field(default_factory=dict)  # added to the request's options
     redis: bool = False  # give it `--redis` to a redis-server started with it
     env: dict[str, str] = field(default_factory=dict)  # TOKENRELAY_* settings of its own
-    #: an A/B variant (a framework workaround turned off): run only when named
+    #: an A/B variant (a framework workaround turned off, another HTTP server): run
+    #: only when named
     variant: bool = False
+
+
+#: why the granian rows are skipped where they are
+GRANIAN_MISSING = "granian is not installed: pip install 'tokenrelay[granian]'"
 
 
 def _uvicorn(app: str) -> Callable[[int], list[str]]:
     return lambda port: [
         sys.executable, "-m", "uvicorn", app, "--host", HOST, "--port", str(port),
         "--loop", "uvloop", "--http", "httptools", "--log-level", "warning",
+    ]
+
+
+def _granian(app: str) -> Callable[[int], list[str]]:
+    # Embedded in the process the benchmark watches, as `tokenrelay serve --server
+    # granian` runs (benchmarks/_granian.py).
+    return lambda port: [
+        sys.executable, "-m", "benchmarks._granian", app, "--host", HOST, "--port", str(port),
+        "--log-level", "warning",
     ]
 
 
@@ -113,6 +130,11 @@ SERVERS = [
            variant=True, note="event-stream bodies written inside the framework"),
     Server("tokenrelay-gc-default", _tokenrelay, env={"TOKENRELAY_TUNE_GC": "0"},
            variant=True, note="CPython's default GC thresholds, nothing frozen"),
+    # Issue 16's evaluation: the bare loop and tokenrelay on granian instead of uvicorn.
+    Server("bare-granian", _granian("benchmarks._peers:bare"), needs="granian", variant=True,
+           note=GRANIAN_MISSING),
+    Server("tokenrelay-granian", _tokenrelay, env={"TOKENRELAY_SERVER": "granian"},
+           needs="granian", variant=True, note=GRANIAN_MISSING),
     Server("sse-starlette", _uvicorn("benchmarks._peers:sse_starlette_app"), needs="sse_starlette"),
     Server("fastapi-sse", _uvicorn("benchmarks._peers:fastapi_sse_app"), needs="fastapi.sse",
            note="FastAPI's own SSE support (fastapi.sse) is absent from this FastAPI (< 0.135)"),
@@ -391,6 +413,7 @@ def machine() -> dict[str, str]:
         "OS": f"{platform.system()} {platform.release()}",
         "Python": f"{platform.python_version()} ({platform.python_implementation()})",
         "uvicorn": _version("uvicorn"),
+        "granian": _version("granian"),
         "uvloop": _version("uvloop"),
         "httptools": _version("httptools"),
         "starlette": _version("starlette"),
@@ -477,6 +500,12 @@ def verdict(outcomes: list[Outcome]) -> list[str]:
     steady = _ratio(by_name.get("tokenrelay"), by_name.get("bare"), steady=True)
     if steady is not None:
         lines.append(f"steady state (first delta to end): tokenrelay / bare = {steady:.2f}×")
+    for a, b, why in (("bare-granian", "bare", "granian / uvicorn, bare"),
+                      ("tokenrelay-granian", "tokenrelay", "granian / uvicorn"),
+                      ("tokenrelay-granian", "bare-granian", "both on granian")):
+        ratio = _ratio(by_name.get(a), by_name.get(b))
+        if ratio is not None:
+            lines.append(f"{a} / {b} = {ratio:.2f}× ({why})")
     return lines
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shutil
 import signal
@@ -18,6 +19,24 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _granian() -> object:
+    """`--server granian` as a test parameter, skipped where granian is not installed
+    (an optional extra, under evaluation: issue 16)."""
+    import pytest
+
+    if importlib.util.find_spec("granian") is None:
+        return pytest.param("granian", marks=pytest.mark.skip(
+            reason="granian is not installed: pip install 'tokenrelay[granian]'"))
+    return "granian"
+
+
+#: the HTTP servers `tokenrelay serve --server` runs, for tests parametrized over them
+HTTP_SERVERS = ["uvicorn", _granian()]
+#: `--server` for every `start_server` whose args name none: `TESTS_HTTP_SERVER=granian
+#: pytest tests/integration` runs the suite's real servers on granian (issue 16)
+HTTP_SERVER_ENV = "TESTS_HTTP_SERVER"
 
 
 def _clean_env() -> dict[str, str]:
@@ -79,9 +98,12 @@ def start_server(*args: str, env: dict[str, str] | None = None,
                  port: int | None = None) -> Iterator[Server]:
     """`tokenrelay serve` on a free 127.0.0.1 port, as a user would start it; with a
     fresh SQLite file unless `args` name a --database, and a 1 s shutdown grace unless
-    `env` sets one (a test's teardown should not wait for streams it left running)."""
+    `env` sets one (a test's teardown should not wait for streams it left running);
+    on TESTS_HTTP_SERVER's `--server` unless `args` name one."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
+    if "--server" not in args and os.environ.get(HTTP_SERVER_ENV):
+        args = (*args, "--server", os.environ[HTTP_SERVER_ENV])
     if "--database" not in args:
         database = Path(tempfile.mkdtemp(prefix="tokenrelay-db-")) / "chat.db"
         args = (*args, "--database", f"sqlite+aiosqlite:///{database}")

@@ -52,6 +52,9 @@ def serve(
         help="Redis URL (redis://host:6379/0): a stream log shared by many processes.")] = None,
     workers: Annotated[int | None, typer.Option(
         help="Server processes; more than one needs --redis. [default: 1]")] = None,
+    server: Annotated[str | None, typer.Option(
+        help="HTTP server: uvicorn, or granian (pip install 'tokenrelay[granian]'; "
+             "also TOKENRELAY_SERVER). [default: uvicorn]")] = None,
     retention: Annotated[float | None, typer.Option(
         help="Seconds a finished stream stays readable. [default: 600]")] = None,
     abandon_after: Annotated[float | None, typer.Option(
@@ -76,7 +79,7 @@ def serve(
 
     settings = Settings.from_env(
         host=host, port=port, model=model, database=database, redis=redis,
-        retention=retention, abandon_after=abandon_after, workers=workers,
+        retention=retention, abandon_after=abandon_after, workers=workers, server=server,
         api_keys_file=api_keys_file, shutdown_grace=shutdown_grace,
     )
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
@@ -85,6 +88,7 @@ def serve(
         logging.getLogger("alembic").setLevel(logging.WARNING)
     registry = Registry()
     try:
+        runner.check_server(settings)
         registry.resolve(settings.model)
         application = create_app(settings, registry)
         asyncio.run(check_backends(settings))
@@ -123,6 +127,8 @@ def _serving(settings: Settings) -> str:
     """The start-up line: where, which model, which database and Redis."""
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     workers = f"{settings.workers} workers" if settings.workers > 1 else "1 process"
+    if settings.server != "uvicorn":
+        workers += f", {settings.server}"
     redis = _masked(settings.redis) if settings.redis else "none (streams in this process)"
     return (f"tokenrelay on http://{host}:{settings.port} ({workers}): model "
             f"{settings.model}, database {_database(settings.database_url)}, redis {redis}")

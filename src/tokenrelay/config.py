@@ -13,12 +13,14 @@ import platformdirs
 
 from tokenrelay.errors import TokenrelayError
 
-__all__ = ["Settings", "check_settings", "default_database_url", "MEMORY_DATABASE"]
+__all__ = ["Settings", "check_settings", "default_database_url", "MEMORY_DATABASE", "SERVERS"]
 
 log = logging.getLogger("tokenrelay.config")
 
 #: `--database memory`: conversations in process memory, gone on restart
 MEMORY_DATABASE = "memory"
+#: the HTTP servers `--server` chooses from (server/runner.py)
+SERVERS = ("uvicorn", "granian")
 
 
 def default_database_url() -> str:
@@ -52,6 +54,9 @@ class Settings:
     lease: float = 6.0
     #: server processes (more than one needs --redis)
     workers: int = 1
+    #: the HTTP server: `uvicorn`, or `granian` (issue 16's evaluation; the
+    #: `tokenrelay[granian]` extra); server/runner.py starts either
+    server: str = "uvicorn"
     #: API keys: with any, every /api and /v1 request needs one, and each key is an
     #: owner who sees only its own conversations and streams (docs/security.md)
     api_keys: tuple[str, ...] = ()
@@ -148,6 +153,9 @@ def check_settings(settings: Settings) -> Settings:
     """Refuse impossible settings; returns them with the keys file read into `api_keys`."""
     if settings.workers < 1:
         raise TokenrelayError("--workers must be at least 1.")
+    if settings.server not in SERVERS:
+        raise TokenrelayError(f"--server {settings.server} is not one of {', '.join(SERVERS)}: "
+                              "use --server uvicorn (the default) or --server granian.")
     try:
         settings = replace(settings, api_keys=settings.keys(), api_keys_file=None)
     except OSError as exc:

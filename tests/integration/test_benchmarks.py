@@ -58,4 +58,25 @@ def test_the_many_streams_benchmark_completes_every_stream(tmp_path: Path, held:
     assert row["concurrent"] > 1, "the streams ran at the same time"
     assert row["delivered_best_1s"] > 0 and row["run_average"] > 0
     assert row["first_p50_ms"] > 0 and row["server_kib_per_stream"] is not None
+    assert row["server_cpu_us_per_token"] > 0
+    assert row["server_cpu_per_token_x_bare"] is None  # bare did not run
     assert "ok 100/100" in stdout
+
+
+def test_the_many_streams_benchmark_runs_on_granian_and_prices_a_token(tmp_path: Path) -> None:
+    pytest.importorskip("granian")
+    stdout, figures = _run("benchmarks.many", "--quick", "--servers", "bare,tokenrelay-granian",
+                           out=tmp_path)
+    rows = {row["server"]: row for row in figures["rows"]}
+    assert list(rows) == ["bare", "tokenrelay-granian"]
+    for name, row in rows.items():
+        assert "error" not in row and (row["ok"], row["failed"]) == (100, 0), (name, row)
+        # CPU per delivered token: the server's CPU seconds / the deltas received.
+        assert row["server_cpu_us_per_token"] > 0, (name, row)
+    assert rows["bare"]["server_cpu_per_token_x_bare"] == 1.0
+    ratio = rows["tokenrelay-granian"]["server_cpu_per_token_x_bare"]
+    assert ratio == pytest.approx(rows["tokenrelay-granian"]["server_cpu_us_per_token"]
+                                  / rows["bare"]["server_cpu_us_per_token"], rel=0.01)
+    line = f"tokenrelay-granian: CPU per token {ratio:.2f}× bare's at N = 100"
+    assert line in figures["verdict"]
+    assert "server CPU µs / token" in stdout

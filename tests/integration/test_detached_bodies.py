@@ -1,16 +1,18 @@
 """The DetachedBodies fence (server/responses.py): an event stream's body is written
 after the framework returns, unless middleware that may wrap `send` was added, and
-then it goes through that middleware, whole. Real uvicorn, in this process (the test
-adds middleware to the app object)."""
+then it goes through that middleware, whole. Real uvicorn, and granian embedded, in
+this process (the test adds middleware to the app object)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import pytest
 import uvicorn
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -18,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tokenrelay.config import Settings
 from tokenrelay.server import create_app
 from tokenrelay.server.responses import DETACH, DetachedBodies
-from tests.servers import free_port
+from tests.servers import HTTP_SERVERS, free_port
 
 BODY = {"messages": [{"role": "user", "content": "hi"}], "model": "scripted",
         "options": {"text": "one two three four five six seven eight"}}
@@ -67,7 +69,11 @@ class Probe:
 
 
 @asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[str]:
+async def serving(app: FastAPI, http_server: str = "uvicorn") -> AsyncIterator[str]:
+    if http_server == "granian":
+        async with serving_on_granian(app) as url:
+            yield url
+        return
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            lifespan="on"))
@@ -84,6 +90,35 @@ async def serving(app: FastAPI) -> AsyncIterator[str]:
         await asyncio.wait_for(task, 30)
 
 
+@asynccontextmanager
+async def serving_on_granian(app: FastAPI) -> AsyncIterator[str]:
+    """granian's embedded server, as `tokenrelay serve --server granian` runs it, on
+    this test's loop (without the runner's signal handlers: pytest keeps its own)."""
+    from granian.constants import HTTPModes, Interfaces
+    from granian.log import LogLevels
+    from granian.server.embed import Server
+
+    port = free_port()
+    server = Server(app, address="127.0.0.1", port=port, interface=Interfaces.ASGI,
+                    http=HTTPModes.http1, log_level=LogLevels.warning)
+    task = asyncio.create_task(server.serve())
+    url = f"http://127.0.0.1:{port}"
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:  # listening (no request: the middleware under test would count it)
+        assert not task.done(), "the server did not start"
+        assert asyncio.get_running_loop().time() < deadline
+        with contextlib.suppress(OSError):
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            break
+        await asyncio.sleep(0.02)
+    try:
+        yield url
+    finally:
+        server.stop()
+        await asyncio.wait_for(task, 30)
+
+
 async def _chat(url: str) -> bytes:
     async with httpx.AsyncClient(base_url=url, timeout=30) as http:
         response = await http.post("/api/chat", json=BODY)
@@ -95,10 +130,12 @@ def _app() -> FastAPI:
     return create_app(Settings(model="scripted", database="memory"))
 
 
-async def test_a_stream_through_a_send_wrapping_middleware_arrives_whole() -> None:
+@pytest.mark.parametrize("http_server", HTTP_SERVERS)
+async def test_a_stream_through_a_send_wrapping_middleware_arrives_whole(
+        http_server: str) -> None:
     app = _app()
     app.add_middleware(CountingMiddleware)
-    async with serving(app) as url:
+    async with serving(app, http_server) as url:
         received = await _chat(url)
     seen = CountingMiddleware.last
     assert b"event: done" in received and b"eight" in received
@@ -107,8 +144,9 @@ async def test_a_stream_through_a_send_wrapping_middleware_arrives_whole() -> No
     assert not isinstance(app.middleware_stack, DetachedBodies)
 
 
+@pytest.mark.parametrize("http_server", HTTP_SERVERS)
 async def test_without_foreign_middleware_the_body_is_written_after_the_framework_returns(
-) -> None:
+        http_server: str) -> None:
     app = _app()
     order: list[str] = []
     inner: list[Probe] = []
@@ -119,7 +157,7 @@ async def test_without_foreign_middleware_the_body_is_written_after_the_framewor
 
     assert isinstance(app.build_middleware_stack(), DetachedBodies)  # what the app runs
     app.build_middleware_stack = build  # type: ignore[method-assign]
-    async with serving(app) as url:
+    async with serving(app, http_server) as url:
         received = await _chat(url)
     assert b"event: done" in received
     assert inner[0].extension_seen

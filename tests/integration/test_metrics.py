@@ -13,7 +13,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.servers import Server, start_redis, start_server
+from tests.servers import HTTP_SERVERS, Server, start_redis, start_server
 from tests.sse_client import chat, iter_events, resume
 
 DEADLINE = 30.0
@@ -129,14 +129,16 @@ def test_the_format_follows_the_scrapers_accept_header(one: Server) -> None:
     assert plain.headers["content-type"].startswith("text/plain; version=0.0.4")
 
 
-def test_workers_are_summed_and_their_folder_removed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("http_server", HTTP_SERVERS)
+def test_workers_are_summed_and_their_folder_removed(tmp_path: Path, http_server: str) -> None:
     """`--workers 2`: each worker keeps its values in PROMETHEUS_MULTIPROC_DIR (a folder
     the runner makes under TMPDIR); every scrape, whichever worker answers, shows the
-    sum. The folder is gone once the server has stopped."""
+    sum. The folder is gone once the server has stopped. (granian's workers, forked,
+    once kept their values in memory: every scrape was empty.)"""
     streams = 8
     with start_redis() as port:
         with start_server("--model", "scripted", "--workers", "2", "--database", "memory",
-                          "--redis", f"redis://127.0.0.1:{port}/0",
+                          "--redis", f"redis://127.0.0.1:{port}/0", "--server", http_server,
                           env={"TMPDIR": str(tmp_path)}) as server:
             folders = list(tmp_path.glob("tokenrelay-metrics-*"))
             assert len(folders) == 1, folders

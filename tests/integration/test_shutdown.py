@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
-from tests.servers import free_port, start_server
+from tests.servers import HTTP_SERVERS, free_port, start_server
 from tests.sse_client import iter_events
 
 GRACE = 10  # TOKENRELAY_SHUTDOWN_GRACE for this test, in seconds
@@ -49,9 +50,11 @@ def _refuses(url: str) -> bool:
     return False
 
 
-def test_sigterm_lets_streams_finish_then_ends_the_rest_and_stores_them() -> None:
+@pytest.mark.parametrize("http_server", HTTP_SERVERS)
+def test_sigterm_lets_streams_finish_then_ends_the_rest_and_stores_them(http_server: str) -> None:
     database = Path(tempfile.mkdtemp(prefix="tokenrelay-db-")) / "chat.db"
-    args = ("--model", "scripted", "--database", f"sqlite+aiosqlite:///{database}")
+    args = ("--model", "scripted", "--database", f"sqlite+aiosqlite:///{database}",
+            "--server", http_server)
     port = free_port()
     short: list[tuple[int, str, dict]] = []
     long: list[tuple[int, str, dict]] = []

@@ -3,17 +3,23 @@ URL, the model, the database (a password masked) and Redis; none of Alembic's li
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 from tests.databases import Postgres
-from tests.servers import Server, start_redis, start_server
+from tests.servers import HTTP_SERVER_ENV, Server, start_redis, start_server
+
+
+#: what uvicorn, or granian (TESTS_HTTP_SERVER=granian), says once it serves
+_RUNNING = ("Uvicorn running on", "Started worker-1")
 
 
 def _startup(server: Server) -> tuple[list[str], str]:
-    """The log's start-up lines (read once uvicorn says it runs) and the whole log."""
+    """The log's start-up lines (read once the server says it runs) and the whole log."""
     deadline = time.monotonic() + 30
-    while "Uvicorn running on" not in server.log() and time.monotonic() < deadline:
+    while (not any(line in server.log() for line in _RUNNING)
+           and time.monotonic() < deadline):
         time.sleep(0.05)
     log = server.log()
     return [line for line in log.splitlines() if "tokenrelay on http://" in line], log
@@ -26,7 +32,8 @@ def test_the_start_says_where_which_model_and_which_database(tmp_path: Path) -> 
         lines, log = _startup(server)
     assert len(lines) == 1, log
     line = lines[0]
-    assert f"{server.url} (1 process)" in line
+    http_server = os.environ.get(HTTP_SERVER_ENV) or "uvicorn"
+    assert f"{server.url} (1 process{'' if http_server == 'uvicorn' else ', ' + http_server})" in line
     assert "model scripted" in line
     assert f"database SQLite file {database}" in line
     assert "redis none" in line

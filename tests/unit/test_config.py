@@ -39,5 +39,12 @@ def test_binding_beyond_loopback_without_keys_warns(
 
 def test_worker_processes_get_the_same_settings() -> None:
     settings = Settings(api_keys=("a", "b"), max_streams=3, shutdown_grace=2.5, workers=2,
-                        redis="redis://x")
+                        redis="redis://x", server="granian")
     assert Settings.from_env(settings.env()) == settings
+
+
+def test_the_http_server_comes_from_the_environment_and_is_checked() -> None:
+    assert Settings.from_env({}).server == "uvicorn"
+    assert Settings.from_env({"TOKENRELAY_SERVER": "granian"}).server == "granian"
+    with pytest.raises(TokenrelayError, match="--server hypercorn is not one of uvicorn, granian"):
+        check_settings(Settings(server="hypercorn"))

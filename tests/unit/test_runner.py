@@ -1,4 +1,5 @@
-"""GC tuning (server/runner.py): applied by `serve` only, on the versions it is for."""
+"""server/runner.py: GC tuning, applied by `serve` only, on the versions it is for; the
+`--server` check."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from tokenrelay.config import Settings
+from tokenrelay.errors import TokenrelayError
 from tokenrelay.server import create_app, runner
 
 
@@ -40,3 +42,19 @@ def test_tuning_is_skipped_where_it_would_do_nothing(gc_state: None,
     before = gc.get_threshold()
     assert runner.tune_gc() is False
     assert gc.get_threshold() == before
+
+
+def test_granian_not_installed_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner.importlib.util, "find_spec",
+                        lambda name: None if name == "granian" else object())
+    with pytest.raises(TokenrelayError, match=r"pip install 'tokenrelay\[granian\]'"):
+        runner.check_server(Settings(server="granian"))
+    runner.check_server(Settings())  # uvicorn, the default, needs nothing more
+
+
+def test_the_log_level_is_granians_own() -> None:
+    pytest.importorskip("granian")
+    from granian.log import LogLevels
+
+    assert runner._granian_level("WARNING") is LogLevels.warning
+    assert runner._granian_level("trace") is LogLevels.debug

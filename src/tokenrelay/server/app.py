@@ -33,9 +33,10 @@ _DETACHABLE = frozenset({Guard, FastChat})
 
 
 def _drain_on_exit_signal(service: ChatService, grace: float) -> Callable[[], None]:
-    """Graceful shutdown (issue 8). uvicorn, on SIGTERM/SIGINT, stops accepting and
-    then waits for open connections before the lifespan shutdown runs; an open stream
-    would hold it until its timeout and then be cut. So the first signal also starts
+    """Graceful shutdown (issue 8). uvicorn (and granian), on SIGTERM/SIGINT, stops
+    accepting and then waits for open connections before the lifespan shutdown runs;
+    an open stream would hold it until its timeout and then be cut (granian, embedded,
+    has no timeout: server/runner.py). So the first signal also starts
     the drain: new answers are refused (503), running ones get `grace` seconds to
     finish, then each is ended with an `error` event (`code: shutdown`) and its partial
     answer stored, and its readers finish. A second signal ends them at once.
