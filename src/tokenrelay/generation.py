@@ -171,12 +171,13 @@ class Generation:
             async for chunk in chunks:
                 kind = type(chunk)
                 if kind is TextDelta:
-                    if not chunk.text:
+                    text = chunk.text
+                    if not text:
                         continue
-                    self._parts.append(chunk.text)
-                    self._length += len(chunk.text)
+                    self._parts.append(text)
+                    self._length += len(text)
                     self._deltas += 1
-                    await append(stream_id, DELTA, {"text": chunk.text})
+                    await append(stream_id, DELTA, {"text": text})
                 elif kind is ReasoningDelta:
                     if not await self._add_reasoning(chunk):
                         continue

@@ -97,7 +97,8 @@ def _tool_call_pieces(calls: list[ScriptedCall]) -> Iterator[ToolCallDelta]:
 def _chunks(request: ChatRequest, options: ScriptedOptions) -> Iterator[Chunk]:
     if options.reasoning:
         yield from (ReasoningDelta(piece) for piece in _PIECE.findall(options.reasoning))
-    yield from (TextDelta(piece) for piece in pieces(request))
+    for piece in pieces(request):
+        yield TextDelta(piece)
     yield from _tool_call_pieces(list(options.tool_calls or ()))
 
 

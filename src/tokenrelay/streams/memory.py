@@ -76,29 +76,34 @@ class _Stream:
         """The newest event, `encoded`, to the waiting readers: written through the tap
         of each that has one (it goes on waiting, unless that was the end or the write
         is left pending); the others wake to read it (issue 16)."""
-        seq, keep = self.count, []
+        seq, woken = self.count, False
         for wait in self.waiters:
             future = wait.future
             if future.done():  # its reader was cancelled
+                woken = True
                 continue
             write = wait.write
             if write is None or wait.seq != seq - 1:
                 future.set_result(_EVENTS)
+                woken = True
                 continue
             try:
                 written = write(encoded)
             except Exception as exc:  # the connection's, for its reader to raise
                 future.set_exception(exc)
+                woken = True
                 continue
             wait.seq = seq
             if not written:
                 future.set_result(_PENDING)
+                woken = True
             elif self.finished:
                 future.set_result(_EVENTS)
+                woken = True
             else:
                 wait.since = time.monotonic()
-                keep.append(wait)
-        self.waiters = keep
+        if woken:  # the common case, one reader writing through, keeps its list
+            self.waiters = [wait for wait in self.waiters if not wait.future.done()]
 
     def wake(self) -> None:
         for wait in self.waiters:
@@ -148,7 +153,9 @@ class MemoryStreamLog(StreamLog):
             self._housekeeper = asyncio.create_task(self._housekeeping())
 
     async def append(self, stream_id: str, event: str, data: dict[str, Any]) -> int:
-        stream = self._get(stream_id)
+        stream = self._streams.get(stream_id)  # a live stream never expires
+        if stream is None:
+            raise StreamNotFound(stream_id)
         if stream.finished:
             raise ValueError(f"stream {stream_id} has already finished")
         seq = stream.count + 1
