@@ -252,7 +252,8 @@ async def test_a_caught_up_reader_gets_events_through_its_tap_not_its_task() -> 
     assert len(yielded) == 1  # `start`, read by the reader itself
     for n in range(20):
         await log.append("s", "delta", {"text": f"t{n}"})
-        # written in the append's own step: no wake-up of the reader needed
+        await asyncio.sleep(0)  # a model's pace: the loop runs between two tokens
+        # written by a callback of the append's loop pass: no wake-up of the reader
         assert len(connection.written) == n + 2
     await log.append("s", "done", {})
     await asyncio.wait_for(task, 5)
@@ -269,10 +270,13 @@ async def test_a_tap_that_cannot_write_hands_back_and_order_is_kept() -> None:
     connection = _Connection()
     task, yielded = await _tapped_reader(log, connection)
     await log.append("s", "delta", {"text": "a"})
+    await asyncio.sleep(0)
     connection.full = True
-    await log.append("s", "delta", {"text": "b"})  # left pending
+    await log.append("s", "delta", {"text": "b"})
+    await asyncio.sleep(0)  # left pending
     for text in "cdef":
         await log.append("s", "delta", {"text": text})  # pile up for the reader
+        await asyncio.sleep(0)
     await log.append("s", "done", {})
     await asyncio.wait_for(task, 5)
     assert connection.settled == 1
@@ -280,6 +284,23 @@ async def test_a_tap_that_cannot_write_hands_back_and_order_is_kept() -> None:
         '{"text":"a"}', '{"text":"b"}', '{"text":"c"}', '{"text":"d"}', '{"text":"e"}',
         '{"text":"f"}']
     assert len(yielded) == 1, "what piled up while the write waited goes out in one chunk"
+    await log.close()
+
+
+async def test_a_burst_goes_through_the_tap_in_one_write() -> None:
+    log = MemoryStreamLog()
+    await log.create("s")
+    await log.append("s", "start", {})
+    connection = _Connection()
+    task, yielded = await _tapped_reader(log, connection)
+    for n in range(50):  # one network read's worth of tokens: no suspension between
+        await log.append("s", "delta", {"text": f"t{n}"})
+    await asyncio.sleep(0)
+    assert len(connection.written) == 2, "50 deltas of one loop pass are one write"
+    assert len(_decode(connection.written[1:])) == 50
+    await log.append("s", "done", {})
+    await asyncio.wait_for(task, 5)
+    assert len(yielded) == 1
     await log.close()
 
 

@@ -37,7 +37,7 @@ class _Wait:
 
 
 class _Stream:
-    __slots__ = ("data", "ends", "count", "finished", "waiters", "readers",
+    __slots__ = ("data", "ends", "count", "finished", "waiters", "delivering", "readers",
                  "unread_since", "expires", "cancel", "owner")
 
     def __init__(self, owner: str | None = None) -> None:
@@ -52,6 +52,8 @@ class _Stream:
         self.finished = False
         #: readers waiting for the next event
         self.waiters: list[_Wait] = []
+        #: a delivery to them is scheduled (see deliver)
+        self.delivering = False
         self.readers = 0
         self.unread_since: float | None = time.monotonic()
         self.expires = float("inf")
@@ -72,28 +74,34 @@ class _Stream:
     def event(self, seq: int) -> bytes:
         return bytes(memoryview(self.data)[self.ends[seq - 2] if seq > 1 else 0:self.ends[seq - 1]])
 
-    def deliver(self, encoded: bytes) -> None:
-        """The newest event, `encoded`, to the waiting readers: written through the tap
-        of each that has one (it goes on waiting, unless that was the end or the write
-        is left pending); the others wake to read it (issue 16)."""
-        seq, woken = self.count, False
+    def deliver(self) -> None:
+        """What was appended since the last delivery, to the waiting readers: written
+        through the tap of each that has one, all of it in one chunk (it goes on
+        waiting, unless that was the end or the write is left pending); the others
+        wake to read it. Run once per loop pass that appended (`_add` schedules it):
+        at a model's pace that is each event as it comes, in a burst one write for
+        all of the burst (issue 16)."""
+        self.delivering = False
+        count, woken = self.count, False
         for wait in self.waiters:
             future = wait.future
             if future.done():  # its reader was cancelled
                 woken = True
                 continue
+            if wait.seq >= count:  # it began to wait after the append
+                continue
             write = wait.write
-            if write is None or wait.seq != seq - 1:
+            if write is None:
                 future.set_result(_EVENTS)
                 woken = True
                 continue
             try:
-                written = write(encoded)
+                written = write(self.since(wait.seq))
             except Exception as exc:  # the connection's, for its reader to raise
                 future.set_exception(exc)
                 woken = True
                 continue
-            wait.seq = seq
+            wait.seq = count
             if not written:
                 future.set_result(_PENDING)
                 woken = True
@@ -179,8 +187,9 @@ class MemoryStreamLog(StreamLog):
             stream.finished = True
             stream.cancel = None
             stream.expires = time.monotonic() + self.retention
-        if stream.waiters:
-            stream.deliver(encoded)
+        if stream.waiters and not stream.delivering:
+            stream.delivering = True
+            asyncio.get_running_loop().call_soon(stream.deliver)
 
     async def read(self, stream_id: str, after: int = 0,
                    tap: Tap | None = None) -> AsyncIterator[bytes]:
