@@ -83,6 +83,7 @@ from benchmarks.relay import (
     add_out_option,
     finite,
     machine,
+    process_tree,
     redis_server,
     resolve_out,
     selected_servers,
@@ -115,8 +116,11 @@ VARIANTS = {"tokenrelay-inline": {"TOKENRELAY_DETACH_BODIES": "0"},
             "tokenrelay-granian": {"TOKENRELAY_SERVER": "granian"}}
 #: issue 16: `bare` on granian, embedded as tokenrelay runs it (run when named)
 PEERS = {"bare-granian": _granian("benchmarks._peers:paced")}
+#: issue 16: `tokenrelay-redis` with `--workers N` processes on one socket (run when
+#: named); CPU and RSS are summed over the server's process tree
+WORKERS = {"tokenrelay-redis-2w": 2}
 #: every server, in the order a run measures them
-ALL_NAMES = [*SERVER_NAMES, *VARIANTS, *PEERS]
+ALL_NAMES = [*SERVER_NAMES, *VARIANTS, *PEERS, *WORKERS]
 
 
 # --- the machine and processes -------------------------------------------------------------
@@ -154,12 +158,16 @@ def loadavg() -> str:
 
 
 def status_kib(pid: int, key: str) -> int:
-    """A `kB` line of /proc/PID/status (VmRSS, VmHWM); 0 if unreadable."""
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return 0
+    """A `kB` line of /proc/PID/status (VmRSS, VmHWM), summed over the process and its
+    descendants (a `--workers` server's workers); 0 if unreadable."""
+    total = 0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                if line.startswith(key + ":"):
+                    total += int(line.split()[1])
+                    break
+    return total
 
 
 def _raise_open_files(want: int) -> None:
@@ -395,11 +403,12 @@ def started(name: str) -> Iterator[dict[str, int]]:
             server = Server(name, _memory)
         elif name in VARIANTS:
             server = Server(name, _memory, env=VARIANTS[name])
-        elif name == "tokenrelay-redis":
+        elif name == "tokenrelay-redis" or name in WORKERS:
             redis_pid, redis_port = stack.enter_context(redis_server())
             pids["redis"] = redis_pid
             url = f"redis://{HOST}:{redis_port}/0"
-            server = Server(name, lambda port: [*_memory(port), "--redis", url])
+            workers = ["--workers", str(WORKERS[name])] if name in WORKERS else []
+            server = Server(name, lambda port: [*_memory(port), "--redis", url, *workers])
         else:
             raise ValueError(name)
         pid, port = stack.enter_context(running(server))
@@ -414,7 +423,7 @@ def measure(name: str, n: int, args: argparse.Namespace,
         ramp = 0.3
     clients = args.clients or (2 if n >= 3000 else 1)
     case = Case(name, n, args.tokens_per_stream, args.rate, ramp, clients)
-    if name == "tokenrelay-redis" and shutil.which("redis-server") is None:
+    if name.startswith("tokenrelay-redis") and shutil.which("redis-server") is None:
         case.error = "skipped: redis-server is not installed"
         return case
     if name.endswith("-granian") and importlib.util.find_spec("granian") is None:

@@ -167,15 +167,35 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _cpu_seconds(pid: int) -> float:
-    """CPU time of a process, all its threads: the scheduler's exact runtime from
-    /proc/PID/task/*/schedstat (tick-sampled utime+stime is too coarse here);
-    0 where there is no /proc."""
-    total = 0
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (a `--workers` server's worker processes)."""
+    children: dict[int, list[int]] = {}
     with contextlib.suppress(OSError):
-        for task in Path(f"/proc/{pid}/task").iterdir():
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
             with contextlib.suppress(OSError, ValueError, IndexError):
-                total += int((task / "schedstat").read_text().split()[0])
+                # the field after the command's closing parenthesis: state, then ppid
+                ppid = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+                children.setdefault(ppid, []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its descendants, all their threads: the scheduler's
+    exact runtime from /proc/PID/task/*/schedstat (tick-sampled utime+stime is too
+    coarse here); 0 where there is no /proc."""
+    total = 0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{member}/task").iterdir():
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    total += int((task / "schedstat").read_text().split()[0])
     return total / 1e9
 
 
