@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -23,15 +24,21 @@ class Running:
 class Generations:
     def __init__(self) -> None:
         self._running: dict[str, Running] = {}
+        self._owners: Counter[str] = Counter()
         #: conversations whose regenerate is between its checks and its launch
         self._regenerating: set[str] = set()
 
     def add(self, stream_id: str, running: Running) -> None:
         """Until `ended(stream_id)` (the service calls it when the task is done)."""
         self._running[stream_id] = running
+        self._owners[running.owner] += 1
 
     def ended(self, stream_id: str) -> None:
-        self._running.pop(stream_id, None)
+        running = self._running.pop(stream_id, None)
+        if running is not None:
+            self._owners[running.owner] -= 1
+            if not self._owners[running.owner]:
+                del self._owners[running.owner]
 
     def __contains__(self, stream_id: object) -> bool:
         return stream_id in self._running
@@ -43,7 +50,9 @@ class Generations:
         return list(self._running.values())
 
     def of_owner(self, owner: str) -> int:
-        return sum(1 for running in self._running.values() if running.owner == owner)
+        """Counted as they start and end: every request with a key asks (issue 16: a
+        walk over all that run was a cost per request that grew with the streams)."""
+        return self._owners[owner]
 
     def in_conversation(self, conversation_id: str) -> list[Running]:
         return [running for running in self._running.values()
