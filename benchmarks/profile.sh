@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Where a saturated tokenrelay spends its time (benchmarks/PROFILE.md):
-#   benchmarks/profile.sh [STREAMS] [OUT]     (default 3000 streams, /tmp/tokenrelay-profile.txt)
+#   [REDIS=1] [TOKENS=60] [RAMP=1.5] benchmarks/profile.sh [STREAMS] [OUT]   (default 3000 streams, /tmp/tokenrelay-profile.txt)
 # Serves the scripted model (--database memory) on a free port, opens STREAMS streams of
 # 60 tokens at 10 tokens/s from two load processes (benchmarks/_load.py), samples the
 # server with py-spy for 8 s once they run, and prints the top frames.
@@ -9,11 +9,20 @@ cd "$(dirname "$0")/.."
 streams=${1:-3000}
 out=${2:-/tmp/tokenrelay-profile.txt}
 port=$(.venv/bin/python -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+redis=()
+if [ -n "${REDIS:-}" ]; then  # REDIS=1: with the stream log on a redis-server of its own
+    rport=$(.venv/bin/python -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+    redis-server --port "$rport" --save "" --appendonly no --daemonize no >/dev/null &
+    rpid=$!
+    redis=(--redis "redis://127.0.0.1:$rport/0")
+fi
 .venv/bin/python -m tokenrelay serve --model scripted --database memory --port "$port" \
-    --log-level warning &
+    --log-level warning "${redis[@]}" &
 server=$!
-trap 'kill $server 2>/dev/null || true' EXIT
+trap 'kill $server ${rpid:-} 2>/dev/null || true' EXIT
 until curl -sf "http://127.0.0.1:$port/healthz" >/dev/null; do sleep 0.2; done
+# until its start-up work (the providers' SDKs imported in a thread) is done
+.venv/bin/python -c "from benchmarks.relay import wait_until_idle; wait_until_idle($server)"
 go=$(.venv/bin/python -c "import time; print(time.monotonic() + 0.5)")
 loads=()
 for i in 0 1; do
