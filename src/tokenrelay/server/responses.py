@@ -43,8 +43,8 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 #: the `scope["extensions"]` key through which DetachedBodies takes a body over
 DETACH = "tokenrelay.detach"
 
-#: a body: (receive, send, detached) -> written; `detached`: with the server's own
-#: `receive` and `send`, which may be driven outside the body's task (see _Connection)
+#: a body: (receive, send, drivable) -> written; `drivable`: `receive` and `send` are
+#: uvicorn's own, which may be driven outside the body's task (see _Connection)
 _Body = Callable[[Receive, Send, bool], Awaitable[None]]
 
 
@@ -89,12 +89,12 @@ class EventStreamResponse(Response):
 
 
 async def _write_body(chunks: AsyncIterator[bytes], prelude: bytes, tap: Tap | None,
-                      receive: Receive, send: Send, detached: bool) -> None:
+                      receive: Receive, send: Send, drivable: bool) -> None:
     writer = asyncio.current_task()
     assert writer is not None
     connection = _Connection(send, prelude)
-    watch: _Watch = _CallbackWatch(receive, writer) if detached else _TaskWatch(receive, writer)
-    if detached and tap is not None:
+    watch: _Watch = _CallbackWatch(receive, writer) if drivable else _TaskWatch(receive, writer)
+    if drivable and tap is not None:
         tap.bind(connection.write_now, connection.settle)
     try:
         async for chunk in chunks:
@@ -119,8 +119,9 @@ class _Connection:
     (`write_now`, issue 16), which runs the server's `send` coroutine to its first
     suspension. uvicorn's `send` writes to the transport without suspending unless the
     transport's buffer is full (it then waits for it to drain first); that rest, if
-    any, is left pending for the body's task to finish (`settle`). Only the server's
-    own `send` is driven so (DetachedBodies): a middleware's may need its own task.
+    any, is left pending for the body's task to finish (`settle`). Only uvicorn's own
+    `send` is driven so (DetachedBodies, `_drivable`): a middleware's may need its own
+    task, and another server's `send` may not complete without suspending.
 
     Measured (benchmarks/RESULTS.md "Issue 16"): one task step per token instead of
     two. tests/integration/test_write_through.py breaks if uvicorn's `send` starts to
@@ -214,8 +215,8 @@ class _Watch:
 class _CallbackWatch(_Watch):
     """The server's `receive`, driven by callbacks on the futures it waits on rather
     than awaited in a task of its own: no task, no step to start it, per open stream
-    (issue 16; the table in benchmarks/RESULTS.md "Issue 16"). Only for the server's
-    own `receive` (DetachedBodies), like _Connection's writes."""
+    (issue 16; the table in benchmarks/RESULTS.md "Issue 16"). Only for uvicorn's own
+    `receive` (DetachedBodies, `_drivable`), like _Connection's writes."""
 
     __slots__ = ("steps",)
 
@@ -291,4 +292,14 @@ class DetachedBodies:
         await self.app({**scope, "extensions": extensions}, receive, send)
         if bodies:
             body = bodies.pop()
-            await body(receive, send, True)
+            await body(receive, send, _drivable(send) and _drivable(receive))
+
+
+def _drivable(method: object) -> bool:
+    """Whether `method` is uvicorn's own (a method of its HTTP protocols' request
+    cycle), whose `send` writes to the transport without suspending while the socket
+    is writable: the write-through and the callback watch were measured and are tested
+    with it (tests/integration/test_write_through.py). Another server's (granian's:
+    its `send` awaits its own I/O) is awaited in the body's task, as usual."""
+    owner = getattr(method, "__self__", None)
+    return owner is not None and type(owner).__module__.startswith("uvicorn.protocols.http.")
