@@ -116,7 +116,8 @@ class Generation:
     async def _row_written(self) -> bool:
         if self._written is None:
             return True
-        await asyncio.wait([self._written])
+        if not self._written.done():  # (asyncio.wait costs a future and callbacks even so)
+            await asyncio.wait([self._written])
         return not _failed(self._written)
 
     async def run(self) -> None:
