@@ -1,6 +1,7 @@
-"""Every benchmark of issue 7 in one run, then the charts.
+"""Every benchmark in one run, then the charts.
 
-    .venv/bin/python -m benchmarks [--quick] [--only relay,many,held,ttft,local] [--out DIR]
+    .venv/bin/python -m benchmarks [--quick]
+        [--only relay,many,held,ttft,objects,request_path,local] [--out DIR]
 
 Runs, in this order, each as `python -m benchmarks.<module> ... --write`:
 
@@ -11,7 +12,9 @@ Runs, in this order, each as `python -m benchmarks.<module> ... --write`:
 3. held: 10,000 streams open at once at 1 token/s each (`many --held`): memory per
    open stream;
 4. ttft: added time to first token over 1,000 requests;
-5. local: the bundled model through the server vs llama-cpp-python alone (skipped, with
+5. objects: what one open stream holds, by allocation site (tracemalloc, 1,000 streams);
+6. request_path: CPU per started stream in-process, FastAPI's path and the fast path;
+7. local: the bundled model through the server vs llama-cpp-python alone (skipped, with
    a note, when llama-cpp-python or the bundled model is not installed);
 
 then benchmarks/charts.py. Each module writes its section of benchmarks/RESULTS.md and
@@ -49,6 +52,8 @@ STEPS: dict[str, tuple[str, list[str], list[str]]] = {
     "held": ("many", ["--held", "--streams", "10000"],
              ["--held", "--quick", "--servers", "bare,tokenrelay"]),
     "ttft": ("ttft", ["--requests", "1000"], ["--quick"]),
+    "objects": ("objects", ["--streams", "1000"], ["--quick"]),
+    "request_path": ("request_path", [], ["--quick"]),
     "local": ("local", [], ["--quick"]),
 }
 

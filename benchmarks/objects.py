@@ -2,7 +2,8 @@
 open stream, by where they were made (issue 16: "count them with tracemalloc and show
 the table before and after").
 
-    .venv/bin/python -m benchmarks.objects [--streams 1000] [--top 20] [--write]
+    .venv/bin/python -m benchmarks.objects [--streams 1000] [--top 20] [--quick]
+        [--write] [--out DIR]
 
 Starts `tokenrelay serve --model scripted --database memory` under tracemalloc (one
 frame: where each block was allocated), warms it up, takes a snapshot, opens
@@ -11,8 +12,10 @@ a second snapshot once all are open; prints, per allocation site, the bytes and 
 the open streams added, divided by the number of streams. tracemalloc counts the
 Python heap only (not the allocator's slack, nor the kernel's socket buffers), so the
 total is below `many --held`'s RSS per stream; it says *what* the memory is.
-`--write` keeps an "## Objects per open stream" section in benchmarks/RESULTS.md. Run it
-from a worktree of another commit (PYTHONPATH=<that>/src) for the "before" table.
+`--write` keeps an "## Objects per open stream" section in benchmarks/RESULTS.md and
+its figures in benchmarks/results/objects.json (`--out DIR` instead; `--quick`, 100
+streams, to a temporary directory). Run it with PYTHONPATH=<a worktree of another
+commit>/src for the "before" table.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ import threading
 import time
 import tracemalloc
 from pathlib import Path
+
+from benchmarks.relay import add_out_option, resolve_out, results_md, suite_note, write_json
 
 HEADING = "## Objects per open stream"
 TOKENS, RATE = 40, 1.0
@@ -131,21 +136,33 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["--serve"]:
         serve(Path(argv[1]), argv[3:])
         return 0
+    from benchmarks.many import write_section
+
     parser = argparse.ArgumentParser(prog="python -m benchmarks.objects",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--top", type=int, default=20)
+    parser.add_argument("--quick", action="store_true", help="smoke run: 100 streams")
     parser.add_argument("--write", action="store_true")
+    add_out_option(parser)
     args = parser.parse_args(argv)
+    if args.quick:
+        args.streams = 100
     rows, total, blocks = measure(args.streams, args.top)
     text = table(rows, total, blocks)
     print(text)
     if args.write:
-        from benchmarks.many import write_section
+        out = resolve_out(args, "objects")
         write_section(f"{HEADING}\n\nWritten by `python -m benchmarks.objects --streams "
-                      f"{args.streams} --write` ({time.strftime('%Y-%m-%d')}): the Python heap "
-                      f"{args.streams:,} open streams added, per stream, by allocation site "
-                      "(tracemalloc, one frame).\n\n" + text, heading=HEADING)
+                      f"{args.streams} --write` ({time.strftime('%Y-%m-%d')}){suite_note()}: "
+                      f"the Python heap {args.streams:,} open streams added, per stream, by "
+                      "allocation site (tracemalloc, one frame), then by package.\n\n" + text,
+                      results_md(out), heading=HEADING)
+        write_json(out, "objects", {
+            "name": "objects", "streams": args.streams, "bytes_per_stream": total,
+            "blocks_per_stream": blocks,
+            "rows": [{"site": site, "bytes": size, "blocks": count}
+                     for site, size, count in rows]})
     return 0
 
 

@@ -1,7 +1,8 @@
 """The request path alone: the server's CPU per started stream, in this process, with
 no network (issue 16: "what runs between accept and `start`").
 
-    .venv/bin/python -m benchmarks.request_path [--requests 3000] [--rounds 3]
+    .venv/bin/python -m benchmarks.request_path [--requests 3000] [--rounds 3] [--quick]
+        [--write] [--out DIR]
 
 Calls the ASGI app (`create_app`, the scripted model, `--database memory`, the GC tuned
 as `tokenrelay serve` does) directly, one `POST /api/chat` after another, each a stream
@@ -9,7 +10,10 @@ of one delta: Guard, the route (the fast path, or FastAPI's with `fast_path` off
 service's start, the generation, its end and the body's writes. Prints µs of CPU per
 request for each way, alternating, `--rounds` times, and their ratio. Both run in the
 same process, after the server's start-up work has finished (its warm-up imports
-provider SDKs in a thread, which would take the GIL from the loop).
+provider SDKs in a thread, which would take the GIL from the loop). `--write` keeps a
+"## The request path" section in benchmarks/RESULTS.md and its figures in
+benchmarks/results/request_path.json (`--out DIR` instead; `--quick`: 200 requests,
+one round, to a temporary directory).
 """
 
 from __future__ import annotations
@@ -21,6 +25,10 @@ import time
 from typing import Any
 
 import orjson
+
+from benchmarks.relay import add_out_option, resolve_out, results_md, suite_note, write_json
+
+HEADING = "## The request path"
 
 
 def _scope(body: bytes) -> dict[str, Any]:
@@ -79,7 +87,12 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="smoke run: 200 requests, once")
+    parser.add_argument("--write", action="store_true")
+    add_out_option(parser)
     args = parser.parse_args(argv)
+    if args.quick:
+        args.requests, args.rounds = 200, 1
     import uvloop
 
     from tokenrelay.server.runner import tune_gc
@@ -90,11 +103,28 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.rounds):
         for fast_path in (False, True):
             results[fast_path].append(uvloop.run(_measure(fast_path, args.requests)))
+    lines = []
     for fast_path, label in ((False, "FastAPI's path"), (True, "the fast path")):
         runs = results[fast_path]
-        print(f"{label:15} {min(runs):6.0f} µs CPU / request (best of {len(runs)}: "
-              + ", ".join(f"{r:.0f}" for r in runs) + ")")
-    print(f"ratio: {min(results[True]) / min(results[False]):.2f}")
+        lines.append(f"| {label} | {min(runs):,.0f} | " + ", ".join(f"{r:,.0f}" for r in runs)
+                     + " |")
+    ratio = min(results[True]) / min(results[False])
+    text = ("| POST /api/chat | µs CPU per request (best) | each round |\n|---|--:|---|\n"
+            + "\n".join(lines) + f"\n\n**the fast path / FastAPI's path = {ratio:.2f}**\n")
+    print(text)
+    if args.write:
+        from benchmarks.many import write_section
+
+        out = resolve_out(args, "request_path")
+        write_section(f"{HEADING}\n\nWritten by `python -m benchmarks.request_path --requests "
+                      f"{args.requests} --rounds {args.rounds} --write` "
+                      f"({time.strftime('%Y-%m-%d')}){suite_note()}: the server's CPU per "
+                      "started stream of one delta, in-process, no network (see the module's "
+                      "docstring).\n\n" + text, results_md(out), heading=HEADING)
+        write_json(out, "request_path", {
+            "name": "request_path", "requests": args.requests,
+            "fastapi_us": min(results[False]), "fast_path_us": min(results[True]),
+            "ratio": ratio})
     return 0
 
 

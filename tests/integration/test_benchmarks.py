@@ -83,3 +83,21 @@ def test_the_many_streams_benchmark_runs_on_granian_and_prices_a_token(tmp_path:
     line = f"tokenrelay-granian: CPU per token {ratio:.2f}× bare's at N = 100"
     assert line in figures["verdict"]
     assert "server CPU µs / token" in stdout
+
+
+def test_the_objects_benchmark_counts_what_an_open_stream_holds(tmp_path: Path) -> None:
+    stdout, figures = _run("benchmarks.objects", "--quick", out=tmp_path)
+    assert figures["name"] == "objects" and figures["streams"] == 100
+    # 100 open streams added to the heap, and tokenrelay's own code is part of it
+    assert figures["bytes_per_stream"] > 1000 and figures["blocks_per_stream"] > 10
+    packages = {row["site"]: row["bytes"] for row in figures["rows"]}
+    assert packages["tokenrelay/…"] > 0 and packages["uvicorn/…"] > 0
+    assert "## Objects per open stream" in (tmp_path / "RESULTS.md").read_text()
+
+
+def test_the_request_path_benchmark_measures_both_paths(tmp_path: Path) -> None:
+    stdout, figures = _run("benchmarks.request_path", "--quick", out=tmp_path)
+    assert figures["fastapi_us"] > 0 and figures["fast_path_us"] > 0
+    assert figures["ratio"] == pytest.approx(figures["fast_path_us"] / figures["fastapi_us"],
+                                             rel=1e-3)
+    assert "the fast path / FastAPI's path" in stdout
