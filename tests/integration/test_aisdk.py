@@ -11,9 +11,8 @@ import re
 import shutil
 import subprocess
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -21,6 +20,7 @@ import pytest
 
 from tests.integration.test_store_contract import store, store_url  # noqa: F401 (fixtures)
 from tests.servers import ROOT, Server, start_server
+from tests.polling import until
 from tokenrelay.store import Conversation, Store, Turn, new_id, now
 
 TEXT = "Streams for\nuseChat. " * 3
@@ -43,14 +43,6 @@ CHUNK_FIELDS: dict[str, tuple[set[str], set[str]]] = {
     "error": ({"errorText"}, set()),
 }
 FINISH_REASONS = {"stop", "length", "content-filter", "tool-calls", "error", "other"}
-
-
-def _until(condition: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + DEADLINE
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"not {what} within {DEADLINE:.0f}s"
-        time.sleep(0.05)
-    return value
 
 
 def _user(text: str, message_id: str | None = None) -> dict[str, Any]:
@@ -297,7 +289,7 @@ def test_resume_replays_the_active_stream_from_its_start(server: Server) -> None
     original = _Reader("POST", f"{server.url}/api/aisdk/chat",
                        json={**_slow(chat_id), "options": {"text": "a b c d e f g h i j",
                                                            "delay_ms": 150}})
-    _until(lambda: original.deltas() >= 3, "three deltas streamed")
+    until(lambda: original.deltas() >= 3, "three deltas streamed")
     resumed = _Reader("GET", f"{url}/stream")
     first, again = original.join(), resumed.join()
     assert resumed.status == 200 and resumed.headers is not None
@@ -311,7 +303,7 @@ def test_stop_cancels_the_model_and_stores_the_partial_answer(server: Server) ->
     chat_id = uuid.uuid4().hex
     url = f"{server.url}/api/aisdk/chat/{chat_id}"
     reader = _Reader("POST", f"{server.url}/api/aisdk/chat", json=_slow(chat_id))
-    _until(lambda: reader.deltas() >= 2, "two deltas streamed")
+    until(lambda: reader.deltas() >= 2, "two deltas streamed")
     stopped = httpx.post(f"{url}/stop").json()
     assert stopped["stopped"] is True
     chunks = reader.join()
@@ -319,7 +311,7 @@ def test_stop_cancels_the_model_and_stores_the_partial_answer(server: Server) ->
     conversation_id = chunks[0]["messageMetadata"]["conversationId"]
     listed = httpx.get(f"{server.url}/api/conversations").json()["conversations"]
     assert conversation_id in [c["id"] for c in listed]
-    answer = _until(lambda: (m := _conversation(server, conversation_id)["messages"][-1])
+    answer = until(lambda: (m := _conversation(server, conversation_id)["messages"][-1])
                     ["status"] == "cancelled" and m, "the answer stored as cancelled")
     streamed = "".join(c["delta"] for c in chunks if c["type"] == "text-delta")
     assert answer["content"] == streamed and len(answer["content"].split()) < 400
@@ -330,9 +322,9 @@ def test_stop_after_a_resume_stops_the_model(server: Server) -> None:
     chat_id = uuid.uuid4().hex
     url = f"{server.url}/api/aisdk/chat/{chat_id}"
     original = _Reader("POST", f"{server.url}/api/aisdk/chat", json=_slow(chat_id))
-    _until(lambda: original.deltas() >= 1, "a delta streamed")
+    until(lambda: original.deltas() >= 1, "a delta streamed")
     resumed = _Reader("GET", f"{url}/stream")
-    _until(lambda: resumed.deltas() >= 2, "the resumed stream caught up")
+    until(lambda: resumed.deltas() >= 2, "the resumed stream caught up")
     assert httpx.post(f"{url}/stop").json()["stopped"] is True
     for reader in (original, resumed):
         assert _types(reader.join())[-1] == "abort"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -13,6 +12,7 @@ import pytest
 
 from tests.servers import Server, start_server
 from tests.sse_client import chat, iter_events, resume
+from tests.polling import until
 
 TEXT = "Streams outlive\nconnections.\n\n- resume\n- cancel\r\n  with  spaces " * 4
 #: seconds a test waits for what it polls: generous, so two busy cores cannot fail it,
@@ -26,15 +26,6 @@ def _body(**fields: object) -> dict[str, object]:
     return {"messages": [{"role": "user", "content": "hi"}], "model": "scripted", **fields}
 
 
-def _until(condition: Callable[[], Any], what: str) -> Any:
-    """Poll `condition` until it returns something true; fail after DEADLINE."""
-    deadline = time.monotonic() + DEADLINE
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"not {what} within {DEADLINE:.0f}s"
-        time.sleep(0.05)
-    return value
-
-
 def _ended_answer(base: str, conversation_id: str) -> dict[str, Any]:
     """The stored answer, once it is no longer `streaming` (read from the store, so no
     reader attaches to the stream)."""
@@ -42,7 +33,7 @@ def _ended_answer(base: str, conversation_id: str) -> dict[str, Any]:
         answer = httpx.get(f"{base}/api/conversations/{conversation_id}",
                            timeout=10).json()["messages"][-1]
         return None if answer["status"] == "streaming" else answer  # type: ignore[no-any-return]
-    return _until(ended, "ended")  # type: ignore[no-any-return]
+    return until(ended, "ended")  # type: ignore[no-any-return]
 
 
 def test_chat_streams_start_deltas_done_with_consecutive_ids(server: Server) -> None:
@@ -280,7 +271,7 @@ def test_heartbeat_and_retention_are_configurable() -> None:
         assert b": ping\n" in raw, "a quiet stream sends comments so proxies keep it open"
         stream_id = response.headers["x-stream-id"]
         assert resume(srv.url, stream_id).status == 200
-        _until(lambda: httpx.get(f"{srv.url}/api/streams/{stream_id}",
+        until(lambda: httpx.get(f"{srv.url}/api/streams/{stream_id}",
                                  timeout=10).status_code == 404,
                "expired after the retention time")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -21,6 +21,7 @@ from httpx_sse import connect_sse
 
 from tests.servers import Server, start_server
 from tests.sse_client import chat, iter_events, resume
+from tests.polling import until
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("granian") is None,
                                 reason="granian is not installed: pip install 'tokenrelay[granian]'")
@@ -42,15 +43,6 @@ def granian() -> Iterator[Server]:
 def _body(**options: object) -> dict[str, object]:
     return {"messages": [{"role": "user", "content": "hi"}], "model": "scripted",
             "options": options}
-
-
-def _until(condition: Callable[[], Any], what: str) -> Any:
-    """Poll `condition` until it returns something true; fail after DEADLINE."""
-    deadline = time.monotonic() + DEADLINE
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"not {what} within {DEADLINE:.0f}s"
-        time.sleep(0.05)
-    return value
 
 
 def _disconnects(url: str) -> float:
@@ -142,7 +134,7 @@ def test_a_reader_that_leaves_mid_stream_is_counted_as_a_disconnect(granian: Ser
     stream_id, _, _, _ = _leave_after(granian.url, _body(text=LONG, delay_ms=20), 3)
     # The server notices the closed connection (the body's writer gets
     # `http.disconnect`), lets go of the stream and counts the reader as gone.
-    _until(lambda: _disconnects(granian.url) == before + 1, "counted as a disconnect")
+    until(lambda: _disconnects(granian.url) == before + 1, "counted as a disconnect")
     httpx.post(f"{granian.url}/api/streams/{stream_id}/cancel", timeout=10)
 
 
@@ -157,7 +149,7 @@ def test_a_stream_its_reader_left_stops_after_abandon_after() -> None:
                                timeout=10).json()["messages"][-1]
             return None if answer["status"] == "streaming" else answer  # type: ignore[no-any-return]
 
-        stored = _until(ended, "abandoned")
+        stored = until(ended, "abandoned")
         assert stored["status"] == "cancelled"
         assert stored["content"].startswith("word ") and len(stored["content"]) < len(LONG)
         rest = resume(srv.url, stream_id, after=2)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -13,6 +12,7 @@ import openai
 import pytest
 
 from tests.servers import Server, start_server
+from tests.polling import until
 
 TEXT = "Responses from\nthe log. " * 4
 PIECES = re.findall(r"\S*\s+|\S+", TEXT)  # the scripted provider's deltas
@@ -23,17 +23,6 @@ CALLS = [{"name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius
          {"name": "get_time", "arguments": {"zone": "Europe/Paris"}}]
 TOOLS = [{"type": "function", "name": "get_weather", "parameters": {"type": "object"}},
          {"type": "function", "name": "get_time", "parameters": {"type": "object"}}]
-#: seconds a test waits for what it polls: generous, so two busy cores cannot fail it
-DEADLINE = 30.0
-
-
-def _until(condition: Callable[[], Any], what: str) -> Any:
-    """Poll `condition` until it returns something true; fail after DEADLINE."""
-    deadline = time.monotonic() + DEADLINE
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"not {what} within {DEADLINE:.0f}s"
-        time.sleep(0.05)
-    return value
 
 
 @pytest.fixture
@@ -192,7 +181,7 @@ def test_background_state_resume_and_cancel(sdk: openai.OpenAI, server: Server) 
     started = sdk.responses.create(model="scripted", input="a long one", background=True,
                                    extra_body=SLOW)
     assert started.status in ("queued", "in_progress")
-    partial = _until(lambda: (r := sdk.responses.retrieve(started.id)).output_text and r,
+    partial = until(lambda: (r := sdk.responses.retrieve(started.id)).output_text and r,
                      "some text in the response's state")
     assert partial.status == "in_progress" and LONG.startswith(partial.output_text)
     # a resumed stream while it runs: its first events are the ones after N
@@ -221,7 +210,7 @@ def test_a_streaming_client_that_hangs_up_stops_the_model(sdk: openai.OpenAI) ->
         if event.type == "response.output_text.delta":
             break
     stream.close()
-    stopped = _until(lambda: (r := sdk.responses.retrieve(response_id)).status != "in_progress"
+    stopped = until(lambda: (r := sdk.responses.retrieve(response_id)).status != "in_progress"
                      and r, "the response ended")
     assert stopped.status == "cancelled"
 
@@ -279,7 +268,7 @@ def test_once_its_stream_has_expired_a_response_is_read_from_the_store() -> None
                 return True
             return False
 
-        _until(expired, "the stream expired")
+        until(expired, "the stream expired")
         stored = sdk.responses.retrieve(first.id)
         assert stored.id == first.id and stored.status == "completed"
         assert [item.type for item in stored.output] == ["reasoning", "message", "function_call"]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -15,21 +14,11 @@ import pytest
 
 from tests.servers import Server, start_server
 from tests.sse_client import iter_events
+from tests.polling import until
 
 TEXT = "Compatible with\nthe SDK. " * 5
 PIECES = re.findall(r"\S*\s+|\S+", TEXT)  # the scripted provider's deltas
 USER = [{"role": "user", "content": "hi"}]
-#: seconds a test waits for what it polls: generous, so two busy cores cannot fail it
-DEADLINE = 30.0
-
-
-def _until(condition: Callable[[], Any], what: str) -> Any:
-    """Poll `condition` until it returns something true; fail after DEADLINE."""
-    deadline = time.monotonic() + DEADLINE
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"not {what} within {DEADLINE:.0f}s"
-        time.sleep(0.05)
-    return value
 
 
 @pytest.fixture
@@ -184,8 +173,8 @@ def test_an_openai_client_hanging_up_stops_the_generation(server: Server) -> Non
     with httpx.stream("POST", f"{server.url}/v1/chat/completions", json=body, timeout=30) as r:
         stream_id = r.headers["x-stream-id"]
         next(r.iter_lines())
-    conversation_id = _until(lambda: _titled(server.url, question), "stored")
-    answer = _until(lambda: _ended_answer(server.url, conversation_id), "stopped")
+    conversation_id = until(lambda: _titled(server.url, question), "stored")
+    answer = until(lambda: _ended_answer(server.url, conversation_id), "stopped")
     assert answer["status"] == "cancelled"
     assert len(answer["content"]) < len(body["text"])  # type: ignore[arg-type]
     replay = list(iter_events(httpx.get(f"{server.url}/api/streams/{stream_id}", timeout=10)))
