@@ -157,11 +157,12 @@ def loadavg() -> str:
     return "unknown"
 
 
-def status_kib(pid: int, key: str) -> int:
+def status_kib(pid: int, key: str, members: list[int] | None = None) -> int:
     """A `kB` line of /proc/PID/status (VmRSS, VmHWM), summed over the process and its
-    descendants (a `--workers` server's workers); 0 if unreadable."""
+    descendants (a `--workers` server's workers: `members`, if the caller has found
+    them already); 0 if unreadable."""
     total = 0
-    for member in process_tree(pid):
+    for member in members if members is not None else process_tree(pid):
         with contextlib.suppress(OSError, ValueError, IndexError):
             for line in Path(f"/proc/{member}/status").read_text().splitlines():
                 if line.startswith(key + ":"):
@@ -228,8 +229,11 @@ def load(port: int, streams: int, tokens: int, rate: float, ramp: float, clients
                      "--slack", str(slack), "--out", str(path)],
                     cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
             _read_ready(procs, 30.0)
-            cpu0 = {name: _cpu_seconds(pid) for name, pid in watch.items()}
-            peak = {name: status_kib(pid, "VmRSS") for name, pid in watch.items()}
+            # Found once: the sampling below runs on the machine being measured, and a
+            # walk of /proc per sample would take its CPU (workers start with the server).
+            trees = {name: process_tree(pid) for name, pid in watch.items()}
+            cpu0 = {name: _cpu_seconds(pid, trees[name]) for name, pid in watch.items()}
+            peak = {name: status_kib(pid, "VmRSS", trees[name]) for name, pid in watch.items()}
             out.go = time.monotonic() + 0.2
             for proc in procs:
                 assert proc.stdin is not None
@@ -239,14 +243,15 @@ def load(port: int, streams: int, tokens: int, rate: float, ramp: float, clients
             next_check = time.monotonic()
             while any(p.poll() is None for p in procs) and time.monotonic() < limit:
                 for name, pid in watch.items():
-                    peak[name] = max(peak[name], status_kib(pid, "VmRSS"))
+                    peak[name] = max(peak[name], status_kib(pid, "VmRSS", trees[name]))
                 if watch and out.disturbed is None and time.monotonic() >= next_check:
                     busy = heavy_processes()  # another helper's browser or build started?
                     out.disturbed = busy[0][:100] if busy else None
                     next_check = time.monotonic() + 1.0
                 time.sleep(SAMPLE_EVERY)
             out.wall = time.monotonic() - out.go
-            out.cpu = {name: _cpu_seconds(pid) - cpu0[name] for name, pid in watch.items()}
+            out.cpu = {name: _cpu_seconds(pid, trees[name]) - cpu0[name]
+                       for name, pid in watch.items()}
             out.peak_rss = peak
             if any(p.poll() is None for p in procs):
                 raise BenchError("client processes did not finish in time")

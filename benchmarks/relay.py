@@ -186,12 +186,13 @@ def process_tree(pid: int) -> list[int]:
     return tree
 
 
-def _cpu_seconds(pid: int) -> float:
-    """CPU time of a process and its descendants, all their threads: the scheduler's
-    exact runtime from /proc/PID/task/*/schedstat (tick-sampled utime+stime is too
-    coarse here); 0 where there is no /proc."""
+def _cpu_seconds(pid: int, members: list[int] | None = None) -> float:
+    """CPU time of a process and its descendants (`members`, if the caller has found
+    them already), all their threads: the scheduler's exact runtime from
+    /proc/PID/task/*/schedstat (tick-sampled utime+stime is too coarse here); 0 where
+    there is no /proc."""
     total = 0
-    for member in process_tree(pid):
+    for member in members if members is not None else process_tree(pid):
         with contextlib.suppress(OSError):
             for task in Path(f"/proc/{member}/task").iterdir():
                 with contextlib.suppress(OSError, ValueError, IndexError):
