@@ -73,21 +73,6 @@ def _take(pid: int, snapshots: Path, n: int) -> tracemalloc.Snapshot:
     return tracemalloc.Snapshot.load(str(snapshots / f"{n}.snap"))
 
 
-def _settled(pid: int, snapshots: Path) -> tuple[tracemalloc.Snapshot, int]:
-    """A snapshot of the idle server once its heap stops growing (what it imports in
-    the background after start-up, slow under tracemalloc, would count as streams');
-    and how many snapshots were taken."""
-    taken, previous = 1, _take(pid, snapshots, 0)  # the first imports what dumps need
-    while True:
-        time.sleep(3.0)
-        current = _take(pid, snapshots, taken)
-        taken += 1
-        grown = sum(d.size_diff for d in current.compare_to(previous, "filename"))
-        if grown < 100_000 or taken > 40:
-            return current, taken
-        previous = current
-
-
 def measure(streams: int, top: int) -> tuple[list[tuple[str, float, float]], float, float]:
     """(site, bytes per stream, blocks per stream) for the `top` sites, and the totals."""
     from benchmarks.many import _memory, load
@@ -99,14 +84,17 @@ def measure(streams: int, top: int) -> tuple[list[tuple[str, float, float]], flo
         server = Server("tokenrelay", lambda port: _memory(port)[3:])  # after `-m tokenrelay`
         with running(server, prefix) as (pid, port):
             load(port, 20, 3, 100.0, 0.05, 1, {})
-            idle, taken = _settled(pid, snapshots)
+            # `running` waited until the server is idle (its SDK imports done); the
+            # first snapshot imports what dumps need, which the second would count
+            _take(pid, snapshots, 0)
+            idle = _take(pid, snapshots, 1)
             ramp = streams / 500
             done = threading.Event()
             worker = threading.Thread(target=lambda: (load(port, streams, TOKENS, RATE, ramp, 1,
                                                            {}), done.set()))
             worker.start()
             time.sleep(0.2 + ramp + 3.0)  # all open, each 40 s long
-            held = _take(pid, snapshots, taken)
+            held = _take(pid, snapshots, 2)
             worker.join()
     diff = held.compare_to(idle, "lineno")
     rows = [(_site(d), d.size_diff / streams, d.count_diff / streams) for d in diff[:top]]
