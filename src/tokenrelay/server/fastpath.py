@@ -52,9 +52,9 @@ class FastChat:
             await self.app(scope, receive, send)
             return
         body = await _read_body(receive)
-        replay = _Replay(body, receive)
         if body is None:  # the client went away while sending it
             return
+        replay = _Replay(body, receive)
         try:
             chat = ChatBody.model_validate_json(body)
         except ValidationError:
@@ -109,8 +109,8 @@ class _Replay:
 
     __slots__ = ("body", "receive")
 
-    def __init__(self, body: bytes | None, receive: Receive) -> None:
-        self.body = body
+    def __init__(self, body: bytes, receive: Receive) -> None:
+        self.body: bytes | None = body
         self.receive = receive
 
     async def __call__(self) -> Message:
