@@ -11,6 +11,7 @@ import httpx
 import openai
 import pytest
 
+from tests.polling import until
 from tests.servers import Server, start_server
 from tests.sse_client import iter_events
 
@@ -195,6 +196,9 @@ def test_concurrent_streams_per_key_are_limited_with_retry_after(keyed: Server) 
             client.post(f"/api/streams/{response.headers['x-stream-id']}/cancel")
         for stream in opened:
             stream.__exit__(None, None, None)
+        # The ended streams no longer count: Bob may start answers again.
+        until(lambda: client.post("/api/chat", json=_body()).status_code == 200,
+              "a new answer once Bob's streams ended")
 
 
 def test_requests_per_minute_per_key_with_retry_after() -> None:
